@@ -1,0 +1,140 @@
+/* Unit tests: the bounded reader, hex and RFC 3339 helpers in src/common. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/hex.h"
+#include "common/rbuf.h"
+#include "common/timefmt.h"
+
+static void
+test_reads_in_bounds(void **state)
+{
+	static const uint8_t data[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 };
+	struct rbuf b;
+	uint32_t u32;
+	uint64_t u64;
+	uint8_t u8;
+
+	(void)state;
+	rbuf_init(&b, data, sizeof(data));
+	assert_int_equal(rbuf_get_u8(&b, &u8), 0);
+	assert_int_equal(u8, 1);
+	assert_int_equal(rbuf_get_u32le(&b, &u32), 0);
+	assert_int_equal(u32, 0x05040302u);
+	assert_int_equal(rbuf_get_u64le(&b, &u64), 0);
+	assert_int_equal(u64, 0x0d0c0b0a09080706ull);
+	assert_int_equal(rbuf_remaining(&b), 0);
+	/* A failed read leaves the cursor where it was. */
+	assert_int_equal(rbuf_get_u8(&b, &u8), -1);
+	assert_int_equal(rbuf_offset(&b), sizeof(data));
+}
+
+static void
+test_short_reads_fail_without_moving(void **state)
+{
+	static const uint8_t data[7] = { 0 };
+	const uint8_t *p = NULL;
+	struct rbuf b;
+	uint64_t u64 = 42;
+	uint8_t out[8];
+
+	(void)state;
+	rbuf_init(&b, data, sizeof(data));
+	assert_int_equal(rbuf_get_u64le(&b, &u64), -1);
+	assert_int_equal(u64, 42);
+	assert_int_equal(rbuf_offset(&b), 0);
+	assert_int_equal(rbuf_get_bytes(&b, out, 8), -1);
+	assert_int_equal(rbuf_get_direct(&b, &p, SIZE_MAX), -1);
+	assert_null(p);
+	assert_int_equal(rbuf_skip(&b, SIZE_MAX), -1);
+	assert_int_equal(rbuf_seek(&b, 8), -1);
+	assert_int_equal(rbuf_seek(&b, 7), 0);
+	assert_int_equal(rbuf_remaining(&b), 0);
+	rbuf_init(&b, NULL, 100);
+	assert_int_equal(rbuf_remaining(&b), 0);
+}
+
+static void
+test_expect_zero_reports_offset(void **state)
+{
+	static const uint8_t data[] = { 0, 0, 0, 9, 0 };
+	struct rbuf b;
+	size_t bad = 0;
+
+	(void)state;
+	rbuf_init(&b, data, sizeof(data));
+	assert_int_equal(rbuf_expect_zero(&b, 3, &bad), 0);
+	assert_int_equal(rbuf_seek(&b, 1), 0);
+	assert_int_equal(rbuf_expect_zero(&b, 4, &bad), -1);
+	assert_int_equal(bad, 3);
+	assert_int_equal(rbuf_offset(&b), 1);
+	assert_int_equal(rbuf_expect_zero(&b, 5, &bad), -1); /* too long */
+}
+
+static void
+test_put_le(void **state)
+{
+	uint8_t buf[8];
+
+	(void)state;
+	put_u64le(buf, 0x0807060504030201ull);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(buf[i], i + 1);
+}
+
+static void
+test_hex(void **state)
+{
+	static const uint8_t in[] = { 0x00, 0xab, 0xff };
+	uint8_t out[3];
+	char text[7];
+
+	(void)state;
+	hex_encode(in, 3, text);
+	assert_string_equal(text, "00abff");
+	assert_int_equal(hex_decode("00ABff", out, 3), 0);
+	assert_memory_equal(out, in, 3);
+	assert_int_equal(hex_decode("00abf", out, 3), -1);
+	assert_int_equal(hex_decode("00abfg", out, 3), -1);
+	assert_int_equal(hex_decode("00abff00", out, 3), -1);
+}
+
+static void
+test_rfc3339(void **state)
+{
+	char text[RFC3339_LEN];
+	time_t t = 0;
+
+	(void)state;
+	assert_int_equal(rfc3339_parse("2025-06-01T00:00:00Z", &t), 0);
+	assert_int_equal(t, 1748736000);
+	rfc3339_format(t, text);
+	assert_string_equal(text, "2025-06-01T00:00:00Z");
+	assert_int_equal(rfc3339_parse("2025-06-01T02:00:00.123+02:00", &t), 0);
+	assert_int_equal(t, 1748736000);
+	assert_int_equal(rfc3339_parse("2024-02-29T12:00:00Z", &t), 0);
+	assert_int_equal(rfc3339_parse("2025-02-29T12:00:00Z", &t), -1);
+	assert_int_equal(rfc3339_parse("2025-06-01T00:00:00", &t), -1);
+	assert_int_equal(rfc3339_parse("2025-06-01T24:00:00Z", &t), -1);
+	assert_int_equal(rfc3339_parse("2025-06-01T00:00:00Zjunk", &t), -1);
+	assert_int_equal(rfc3339_parse("2025-6-01T00:00:00Z", &t), -1);
+	assert_int_equal(rfc3339_parse("", &t), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reads_in_bounds),
+		cmocka_unit_test(test_short_reads_fail_without_moving),
+		cmocka_unit_test(test_expect_zero_reports_offset),
+		cmocka_unit_test(test_put_le),
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_rfc3339),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
