@@ -10,7 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+
 #include "common/timefmt.h"
+#include "testca.h"
 #include "testsupport.h"
 
 struct evidence {
@@ -372,6 +377,267 @@ test_arguments(void **state)
 	free_evidence(&e);
 }
 
+
+/* ---- Evidence made by the tests' own AMD-like hierarchy (tests/unit/testca.h) ---- */
+
+struct sim {
+	testca *ca;
+	snp_trust *trust;
+	snp_cert *leaf;
+	EVP_PKEY *key; /* the leaf's private key: signs reports */
+};
+
+static void
+sim_new(struct sim *s, const char *product, snp_cert_role role)
+{
+	testca_leaf o;
+	snp_error err = { 0 };
+	time_t now = time(NULL);
+
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(testca_new(product, now - 86400, now + 86400 * 365, &s->ca), 0);
+	assert_int_equal(snp_trust_new(&s->trust), SNP_OK);
+	if (testca_install(s->ca, s->trust, &err) != SNP_OK)
+		fail_msg("install test CA: %s", err.detail);
+	testca_leaf_defaults(&o, s->ca, role);
+	assert_int_equal(testca_issue_leaf_cert(&o, &s->leaf, &s->key), SNP_OK);
+}
+
+static void
+sim_free(struct sim *s)
+{
+	snp_cert_free(s->leaf);
+	EVP_PKEY_free(s->key);
+	snp_trust_free(s->trust);
+	testca_free(s->ca);
+}
+
+static void
+put_le(uint8_t *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A version-3 report for `product` claiming `tcb` and `chip`, signed by `key` as the
+ * firmware signs: ECDSA P-384/SHA-384 over 0x000-0x29F, r and s little-endian. */
+static void
+sim_report(uint8_t out[SNP_REPORT_SIZE], snp_product product, uint64_t tcb,
+	   const uint8_t chip[SNP_CHIP_ID_LEN], unsigned signing_key, EVP_PKEY *key)
+{
+	static const uint8_t cpuid[][2] = { { 0, 0 }, { 0x19, 0x01 }, { 0x19, 0x11 }, { 0x1A, 0x02 } };
+	unsigned char der[128];
+	const unsigned char *p = der;
+	size_t der_len = sizeof(der);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	const BIGNUM *r, *sv;
+	ECDSA_SIG *sig;
+	uint8_t be[48];
+
+	memset(out, 0, SNP_REPORT_SIZE);
+	put_le(out + 0x000, 3, 4);
+	put_le(out + 0x008, 0x30000, 8);
+	put_le(out + 0x034, 1, 4);
+	put_le(out + 0x038, tcb, 8);
+	put_le(out + 0x048, signing_key << 2, 4);
+	memset(out + 0x050, 0x5a, SNP_REPORT_DATA_LEN);
+	memset(out + 0x090, 0xab, SNP_MEASUREMENT_LEN);
+	put_le(out + 0x180, tcb, 8);
+	out[0x188] = cpuid[product][0];
+	out[0x189] = cpuid[product][1];
+	memcpy(out + 0x1A0, chip, SNP_CHIP_ID_LEN);
+	put_le(out + 0x1E0, tcb, 8);
+	put_le(out + 0x1F0, tcb, 8);
+	assert_non_null(md);
+	assert_int_equal(EVP_DigestSignInit_ex(md, NULL, "SHA384", NULL, NULL, key, NULL), 1);
+	assert_int_equal(EVP_DigestSign(md, der, &der_len, out, SNP_REPORT_SIGNED_SIZE), 1);
+	EVP_MD_CTX_free(md);
+	assert_non_null(sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len));
+	ECDSA_SIG_get0(sig, &r, &sv);
+	assert_int_equal(BN_bn2binpad(r, be, 48), 48);
+	for (size_t i = 0; i < 48; i++)
+		out[0x2A0 + i] = be[47 - i];
+	assert_int_equal(BN_bn2binpad(sv, be, 48), 48);
+	for (size_t i = 0; i < 48; i++)
+		out[0x2E8 + i] = be[47 - i];
+	ECDSA_SIG_free(sig);
+}
+
+static int
+sim_verify(struct sim *s, const uint8_t bytes[SNP_REPORT_SIZE], snp_verify_opts *opts,
+	   snp_error *err)
+{
+	snp_report *r = NULL;
+	int st;
+
+	if ((st = snp_report_parse(bytes, SNP_REPORT_SIZE, &r, err)) != SNP_OK)
+		return st;
+	st = snp_verify(s->trust, r, s->leaf, opts, NULL, err);
+	snp_report_free(r);
+	return st;
+}
+
+/* testca's default leaf TCB: bl 3, tee 0, snp 8, ucode 115 (Turin: fmc 1). */
+static uint64_t
+default_tcb(snp_product p)
+{
+	snp_tcb t = { .bootloader = 3, .tee = 0, .snp = 8, .microcode = 115,
+		      .fmc = p == SNP_PRODUCT_TURIN ? 1 : 0 };
+
+	return snp_tcb_encode(&t, p);
+}
+
+static void
+test_sim_binding_checks(void **state)
+{
+	static const struct {
+		const char *name;
+		snp_product p;
+	} products[] = { { "Milan", SNP_PRODUCT_MILAN }, { "Genoa", SNP_PRODUCT_GENOA },
+			 { "Turin", SNP_PRODUCT_TURIN } };
+	uint8_t chip[SNP_CHIP_ID_LEN], buf[SNP_REPORT_SIZE];
+	snp_verify_opts opts = { 0 };
+	snp_error err = { 0 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		snp_product p = products[i].p;
+		size_t hw = p == SNP_PRODUCT_TURIN ? 8 : 64;
+		uint64_t tcb = default_tcb(p);
+		struct sim s;
+
+		sim_new(&s, products[i].name, SNP_ROLE_VCEK);
+		memset(chip, 0, sizeof(chip));
+		memcpy(chip, testca_default_hwid(), hw);
+
+		/* The honest report verifies: the negative cases below are meaningful. */
+		sim_report(buf, p, tcb, chip, SNP_SIGNING_KEY_VCEK, s.key);
+		if (sim_verify(&s, buf, &opts, &err) != SNP_OK)
+			fail_msg("%s honest report: %s", products[i].name, err.detail);
+
+		/* REPORTED_TCB.snp one higher than the VCEK's snpSPL, validly signed. */
+		sim_report(buf, p, tcb + (p == SNP_PRODUCT_TURIN ? 1ull << 24 : 1ull << 48), chip,
+			   SNP_SIGNING_KEY_VCEK, s.key);
+		assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_TCB);
+		assert_non_null(strstr(err.detail, "snp"));
+		/* Microcode differs. */
+		sim_report(buf, p, tcb ^ (1ull << 56), chip, SNP_SIGNING_KEY_VCEK, s.key);
+		assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_TCB);
+		/* A reserved TCB byte set. */
+		sim_report(buf, p, tcb | (1ull << 40), chip, SNP_SIGNING_KEY_VCEK, s.key);
+		assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_TCB);
+		if (p == SNP_PRODUCT_TURIN) {
+			/* Turin's FMC SPL is bound too. */
+			sim_report(buf, p, tcb ^ 1, chip, SNP_SIGNING_KEY_VCEK, s.key);
+			assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_TCB);
+			assert_non_null(strstr(err.detail, "fmc"));
+		}
+
+		/* Another chip. */
+		chip[0] ^= 0xff;
+		sim_report(buf, p, tcb, chip, SNP_SIGNING_KEY_VCEK, s.key);
+		assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_CHIP_ID);
+		chip[0] ^= 0xff;
+		/* Masked CHIP_ID cannot match a VCEK. */
+		memset(buf, 0, sizeof(buf));
+		sim_report(buf, p, tcb, (const uint8_t[SNP_CHIP_ID_LEN]){ 0 }, SNP_SIGNING_KEY_VCEK, s.key);
+		assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_CHIP_ID);
+		assert_non_null(strstr(err.detail, "masked"));
+		/* Bytes beyond the hwID: the last byte of a legacy chip id, byte 8 on Turin. */
+		chip[hw == 8 ? 8 : 63] ^= 0x01;
+		sim_report(buf, p, tcb, chip, SNP_SIGNING_KEY_VCEK, s.key);
+		assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_CHIP_ID);
+		sim_free(&s);
+	}
+}
+
+static void
+test_sim_vlek(void **state)
+{
+	static const uint8_t zero_chip[SNP_CHIP_ID_LEN] = { 0 };
+	uint8_t buf[SNP_REPORT_SIZE];
+	snp_verify_opts opts = { 0 };
+	snp_error err = { 0 };
+	testca_leaf o;
+	snp_cert *bad = NULL;
+	struct sim s;
+
+	(void)state;
+	sim_new(&s, "Genoa", SNP_ROLE_VLEK);
+	sim_report(buf, SNP_PRODUCT_GENOA, default_tcb(SNP_PRODUCT_GENOA), zero_chip,
+		   SNP_SIGNING_KEY_VLEK, s.key);
+	if (sim_verify(&s, buf, &opts, &err) != SNP_OK)
+		fail_msg("VLEK report: %s", err.detail);
+	/* The same report claiming a VCEK signed it. */
+	sim_report(buf, SNP_PRODUCT_GENOA, default_tcb(SNP_PRODUCT_GENOA), zero_chip,
+		   SNP_SIGNING_KEY_VCEK, s.key);
+	assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_SIGNING_KEY);
+	/* A VLEK issued by the ASK instead of the ASVK does not chain. */
+	testca_leaf_defaults(&o, s.ca, SNP_ROLE_VLEK);
+	o.issuer = s.ca->ask;
+	o.issuer_key = s.ca->ask_key;
+	o.key = s.key;
+	assert_int_equal(testca_issue_leaf_cert(&o, &bad, NULL), SNP_OK);
+	sim_report(buf, SNP_PRODUCT_GENOA, default_tcb(SNP_PRODUCT_GENOA), zero_chip,
+		   SNP_SIGNING_KEY_VLEK, s.key);
+	{
+		snp_report *r = NULL;
+
+		assert_int_equal(snp_report_parse(buf, sizeof(buf), &r, &err), SNP_OK);
+		assert_int_equal(snp_verify(s.trust, r, bad, &opts, NULL, &err), SNP_E_CHAIN);
+		snp_report_free(r);
+	}
+	snp_cert_free(bad);
+	sim_free(&s);
+}
+
+static void
+test_sim_revocation_and_pins(void **state)
+{
+	uint8_t chip[SNP_CHIP_ID_LEN] = { 0 }, buf[SNP_REPORT_SIZE];
+	snp_verify_opts opts = { 0 };
+	snp_error err = { 0 };
+	uint8_t *crl = NULL;
+	size_t crl_len = 0;
+	long serial = TESTCA_ASK_SERIAL;
+	time_t now = time(NULL);
+	snp_trust *amd = NULL;
+	snp_report *r = NULL;
+	struct sim s;
+
+	(void)state;
+	sim_new(&s, "Milan", SNP_ROLE_VCEK);
+	memcpy(chip, testca_default_hwid(), 64);
+	sim_report(buf, SNP_PRODUCT_MILAN, default_tcb(SNP_PRODUCT_MILAN), chip,
+		   SNP_SIGNING_KEY_VCEK, s.key);
+	/* A CRL is required but absent. */
+	opts.require_crl = true;
+	assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_REVOKED);
+	/* An ARK-signed CRL that lists nothing satisfies the requirement ... */
+	assert_int_equal(testca_make_crl(s.ca->ark, s.ca->ark_key, TESTCA_SIG_PSS_SHA384, NULL, 0,
+					 now - 60, now + 3600, &crl, &crl_len), 0);
+	assert_int_equal(snp_trust_add_crl(s.trust, crl, crl_len, &err), SNP_OK);
+	free(crl);
+	assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_OK);
+	/* ... and a newer one that revokes the ASK rejects the evidence, cached or not. */
+	assert_int_equal(testca_make_crl(s.ca->ark, s.ca->ark_key, TESTCA_SIG_PSS_SHA384, &serial, 1,
+					 now - 30, now + 3600, &crl, &crl_len), 0);
+	assert_int_equal(snp_trust_add_crl(s.trust, crl, crl_len, &err), SNP_OK);
+	free(crl);
+	assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_REVOKED);
+	opts.require_crl = false;
+	assert_int_equal(sim_verify(&s, buf, &opts, &err), SNP_E_REVOKED);
+
+	/* Evidence from this hierarchy against AMD's pinned roots: chain. */
+	amd = load_trust();
+	assert_int_equal(snp_report_parse(buf, sizeof(buf), &r, &err), SNP_OK);
+	assert_int_equal(snp_verify(amd, r, s.leaf, &opts, NULL, &err), SNP_E_CHAIN);
+	snp_report_free(r);
+	snp_trust_free(amd);
+	sim_free(&s);
+}
+
 int
 main(void)
 {
@@ -387,6 +653,9 @@ main(void)
 		cmocka_unit_test(test_expired_vlek),
 		cmocka_unit_test(test_unpinned_root),
 		cmocka_unit_test(test_arguments),
+		cmocka_unit_test(test_sim_binding_checks),
+		cmocka_unit_test(test_sim_vlek),
+		cmocka_unit_test(test_sim_revocation_and_pins),
 	};
 
 	ts_require_vectors();
