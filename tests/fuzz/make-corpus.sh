@@ -1,0 +1,60 @@
+#!/bin/sh
+# make-corpus.sh VECTORS_DIR OUT_DIR
+#
+# Build the fuzzers' seed corpora from the test vectors:
+#   OUT_DIR/report/     snp/reports/*.bin and the synthetic report+table
+#   OUT_DIR/cert/       snp/certs/*.der and amd/*.pem
+#   OUT_DIR/certtable/  snp/synthetic/*.certtable.bin
+# OUT_DIR must be a build directory: the script refuses to write into the
+# source tree.  Missing vectors give empty seed directories (the fuzzers then
+# start from nothing), never an error.
+set -eu
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 VECTORS_DIR OUT_DIR" >&2
+	exit 2
+fi
+vectors=$1
+out=$2
+
+src_root=$(cd "$(dirname "$0")/../.." && pwd -P)
+mkdir -p "$out"
+out_abs=$(cd "$out" && pwd -P)
+case "$out_abs/" in
+"$src_root"/*)
+	# A build directory may live inside the source tree only if it is a meson
+	# build directory (it has meson-private/ somewhere above OUT_DIR).
+	d=$out_abs
+	while [ "$d" != "$src_root" ] && [ ! -d "$d/meson-private" ]; do
+		d=$(dirname "$d")
+	done
+	if [ "$d" = "$src_root" ]; then
+		echo "$0: refusing to write seeds into the source tree ($out_abs)" >&2
+		exit 2
+	fi
+	;;
+esac
+
+for sub in report cert certtable; do
+	rm -rf "${out_abs:?}/${sub:?}"
+	mkdir -p "$out_abs/$sub"
+done
+
+copy() { # copy DEST FILE...: each existing regular file
+	dest=$1
+	shift
+	for f in "$@"; do
+		[ -f "$f" ] && cp "$f" "$out_abs/$dest/"
+	done
+	return 0
+}
+
+copy report "$vectors"/snp/reports/*.bin "$vectors"/snp/synthetic/*report+certtable.bin
+copy cert "$vectors"/snp/certs/*.der "$vectors"/snp/certs/*.pem "$vectors"/amd/*.der \
+	"$vectors"/amd/*.pem
+copy certtable "$vectors"/snp/synthetic/*.certtable.bin
+
+for sub in report cert certtable; do
+	n=$(find "$out_abs/$sub" -type f | wc -l)
+	echo "seeds $sub: $n files"
+done
