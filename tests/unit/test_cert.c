@@ -282,23 +282,23 @@ test_pem_and_der(void **state)
 	buf = malloc(2 * plen + 64);
 	assert_non_null(buf);
 	/* Leading and trailing whitespace are fine. */
-	blen = (size_t)sprintf(buf, " \n\t%s\n\n ", pem);
+	blen = (size_t)snprintf(buf, 2 * plen + 64, " \n\t%s\n\n ", pem);
 	assert_int_equal(snp_cert_parse((const uint8_t *)buf, blen, &b, NULL), SNP_OK);
 	snp_cert_free(b);
 	b = NULL;
 	/* Two certificates: rejected. */
-	blen = (size_t)sprintf(buf, "%s%s", pem, pem);
+	blen = (size_t)snprintf(buf, 2 * plen + 64, "%s%s", pem, pem);
 	expect_parse_fail((const uint8_t *)buf, blen, SNP_E_FORMAT);
 	/* Trailing text: rejected. */
-	blen = (size_t)sprintf(buf, "%sjunk\n", pem);
+	blen = (size_t)snprintf(buf, 2 * plen + 64, "%sjunk\n", pem);
 	expect_parse_fail((const uint8_t *)buf, blen, SNP_E_FORMAT);
 	/* Another PEM type with the same body: rejected. */
-	blen = (size_t)sprintf(buf, "%s", pem);
+	blen = (size_t)snprintf(buf, 2 * plen + 64, "%s", pem);
 	memcpy(strstr(buf, "CERTIFICATE"), "PUBLICKEYAB", 11);
 	memcpy(strstr(buf, "END CERTIFICATE") + 4, "PUBLICKEYAB", 11);
 	expect_parse_fail((const uint8_t *)buf, blen, SNP_E_FORMAT);
 	/* Corrupt base64: rejected. */
-	blen = (size_t)sprintf(buf, "%s", pem);
+	blen = (size_t)snprintf(buf, 2 * plen + 64, "%s", pem);
 	buf[40] = '*';
 	expect_parse_fail((const uint8_t *)buf, blen, SNP_E_FORMAT);
 
