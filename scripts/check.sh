@@ -15,6 +15,10 @@ FUZZ_CHECK_SECONDS=${FUZZ_CHECK_SECONDS:-20}
 NITRIDE_VECTORS=${NITRIDE_VECTORS:-$(cd .. && pwd)/shared/vectors}
 export NITRIDE_VECTORS
 
+if [ ! -f "$NITRIDE_VECTORS/snp/cases.tsv" ]; then
+	echo "check: WARNING: no SEV-SNP vectors at $NITRIDE_VECTORS; the tests that need them will be skipped" >&2
+fi
+
 passed=0
 failed=0
 failures=""

@@ -19,6 +19,7 @@ enum {
 #define CLI_FILE_MAX (1u << 20)
 
 int cmd_report(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
 
 /* The report as JSON (field names of docs/snp.md); TCBs decoded for `product`.
  * Returns a new reference, or NULL when out of memory. */

@@ -15,6 +15,7 @@ usage(FILE *f)
 	      "commands:\n"
 	      "  report show FILE [--json]        print every field of an attestation report\n"
 	      "  report verify --report FILE ...  verify a report against AMD's chain\n"
+	      "  measure --mode snp --ovmf F ...  expected launch measurement (SEV, SEV-ES, SEV-SNP)\n"
 	      "\n"
 	      "Run 'nitride <command> --help' for the options of a command.\n"
 	      "Exit status: 0 success, 1 a negative answer (rejected evidence), 2 usage or I/O error.\n",
@@ -44,6 +45,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "report") == 0)
 		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(argv[1], "measure") == 0)
+		return cmd_measure(argc - 1, argv + 1);
 	fprintf(stderr, "nitride: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -5,6 +5,7 @@
 #   OUT_DIR/report/     snp/reports/*.bin and the synthetic report+table
 #   OUT_DIR/cert/       snp/certs/*.der and amd/*.pem
 #   OUT_DIR/certtable/  snp/synthetic/*.certtable.bin
+#   OUT_DIR/ovmf/       measure/fixtures/*.bin (OVMF firmware tails)
 # OUT_DIR must be a build directory: the script refuses to write into the
 # source tree.  Missing vectors give empty seed directories (the fuzzers then
 # start from nothing), never an error.
@@ -35,7 +36,7 @@ case "$out_abs/" in
 	;;
 esac
 
-for sub in report cert certtable; do
+for sub in report cert certtable ovmf; do
 	rm -rf "${out_abs:?}/${sub:?}"
 	mkdir -p "$out_abs/$sub"
 done
@@ -53,8 +54,9 @@ copy report "$vectors"/snp/reports/*.bin "$vectors"/snp/synthetic/*report+certta
 copy cert "$vectors"/snp/certs/*.der "$vectors"/snp/certs/*.pem "$vectors"/amd/*.der \
 	"$vectors"/amd/*.pem
 copy certtable "$vectors"/snp/synthetic/*.certtable.bin
+copy ovmf "$vectors"/measure/fixtures/*.bin
 
-for sub in report cert certtable; do
+for sub in report cert certtable ovmf; do
 	n=$(find "$out_abs/$sub" -type f | wc -l)
 	echo "seeds $sub: $n files"
 done

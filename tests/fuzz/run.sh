@@ -20,7 +20,12 @@ build=$1
 vectors=$2
 seconds=$3
 here=$(cd "$(dirname "$0")" && pwd -P)
-targets="report cert certtable"
+# The targets are whatever tests/fuzz/meson.build built: fuzz_<name>.
+targets_in() {
+	for f in "$1"/tests/fuzz/fuzz_*; do
+		[ -f "$f" ] && [ -x "$f" ] && basename "$f" | sed 's/^fuzz_//'
+	done
+}
 
 case "$seconds" in
 '' | *[!0-9]*)
@@ -32,9 +37,12 @@ esac
 if ! ninja -C "$build" >"$build/fuzz-build.log" 2>&1; then
 	echo "$0: build failed, see $build/fuzz-build.log" >&2
 	tail -n 20 "$build/fuzz-build.log" >&2
-	for name in $targets; do
-		echo "fuzz $name: FAIL (build)"
-	done
+	echo "fuzz build: FAIL"
+	exit 1
+fi
+targets=$(targets_in "$build")
+if [ -z "$targets" ]; then
+	echo "fuzz none: FAIL (no fuzz_* executables in $build/tests/fuzz)"
 	exit 1
 fi
 "$here/make-corpus.sh" "$vectors" "$build/fuzz-seeds" >/dev/null || exit 1
