@@ -9,7 +9,8 @@ set -eu
 # Build and libraries (DESIGN.md §4), then test and fuzz tools.
 PACKAGES="
 meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm
-libssl-dev openssl libjansson-dev libcmocka-dev
+libssl-dev openssl libjansson-dev libcmocka-dev libevent-dev libinih-dev
+libcurl4-openssl-dev libcjose-dev libsqlite3-dev python3-jwcrypto
 python3
 "
 

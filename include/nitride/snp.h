@@ -56,7 +56,12 @@ typedef enum snp_status {
 	SNP_E_ARGUMENT = -21, /* API misuse: NULL where an object is required, bad enum */
 	SNP_E_IO = -22,       /* a file could not be read */
 	SNP_E_INTERNAL = -23, /* OpenSSL failed in a way input cannot cause */
-	SNP_E_NOT_FOUND = -24 /* a requested item (table entry, extension) is absent */
+	SNP_E_NOT_FOUND = -24, /* a requested item (table entry, extension) is absent */
+	/* Guest-side failures (obtaining reports and keys). */
+	SNP_E_UNAVAILABLE = -25, /* no SEV-SNP interface here (not an SNP guest, no simulator) */
+	SNP_E_FIRMWARE = -26,    /* the firmware or the VMM refused the request (codes in detail) */
+	SNP_E_BUSY = -27,        /* still throttled after the bounded retries */
+	SNP_E_CONFLICT = -28     /* a concurrent writer changed the request (configfs generation) */
 } snp_status;
 
 #define SNP_ERROR_DETAIL_MAX 320
@@ -67,7 +72,8 @@ typedef struct snp_error {
 } snp_error;
 
 /* "format", "signature", "chain", … for the rejection classes; "nomem", "argument", "io",
- * "internal", "not_found" for the rest; "ok" for SNP_OK.  Never NULL. */
+ * "internal", "not_found", "unavailable", "firmware", "busy", "conflict" for the rest;
+ * "ok" for SNP_OK.  Never NULL. */
 SNP_API const char *snp_status_class(int status);
 
 /* ------------------------------------------------------------------ */
@@ -340,6 +346,74 @@ SNP_API SNP_MUST_CHECK int snp_verify(snp_trust *trust, const snp_report *report
 /* Verify only the report signature with the signer's key (no chain, no binding). */
 SNP_API SNP_MUST_CHECK int snp_report_verify_signature(const snp_report *report,
 						       const snp_cert *signer, snp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Guest side: attestation reports and derived keys from the firmware   */
+
+/*
+ * One interface, three backends:
+ *   "sev-guest[:DEVICE]"  the /dev/sev-guest ioctls (default device /dev/sev-guest)
+ *   "tsm[:ROOT]"          configfs-tsm reports (default ROOT /sys/kernel/config/tsm/report)
+ *   "sim:SOCKET"          the snpsimd simulator's Unix socket (development and tests only)
+ * A NULL or empty spec means $NITRIDE_SNP if set, else auto: tsm, then
+ * sev-guest; when neither exists, SNP_E_UNAVAILABLE with a detail that says
+ * this is not an SNP guest and how to use the simulator.
+ */
+typedef struct snp_guest snp_guest;
+
+typedef enum snp_guest_kind {
+	SNP_GUEST_SEV_GUEST = 1,
+	SNP_GUEST_TSM = 2,
+	SNP_GUEST_SIM = 3
+} snp_guest_kind;
+
+#define SNP_DEFAULT_SEV_GUEST_DEVICE "/dev/sev-guest"
+#define SNP_DEFAULT_TSM_ROOT "/sys/kernel/config/tsm/report"
+#define SNP_GUEST_CERTS_MAX (64u * 1024u) /* largest certificate table accepted */
+
+SNP_API SNP_MUST_CHECK int snp_guest_open(const char *spec, snp_guest **out, snp_error *err);
+SNP_API void snp_guest_close(snp_guest *g);
+SNP_API snp_guest_kind snp_guest_get_kind(const snp_guest *g);
+/* The backend as a spec string that snp_guest_open() accepts ("tsm:/sys/…"). */
+SNP_API const char *snp_guest_spec(const snp_guest *g);
+
+/*
+ * Ask the firmware for a report carrying `report_data` (64 bytes) at `vmpl`
+ * (0..3).  *report gets the 1184-byte report (malloc'ed, caller frees).  When
+ * `certs` is not NULL an extended report is requested and *certs gets the
+ * certificate table (malloc'ed; NULL with *certs_len 0 when the host supplies
+ * none).  Throttling (EAGAIN/EBUSY) is retried a bounded number of times.
+ * Outputs are written only on success.
+ */
+SNP_API SNP_MUST_CHECK int snp_guest_get_report(snp_guest *g,
+						const uint8_t report_data[SNP_REPORT_DATA_LEN],
+						uint32_t vmpl, uint8_t **report, size_t *report_len,
+						uint8_t **certs, size_t *certs_len, snp_error *err);
+
+/* MSG_KEY_REQ root key and guest-field-select bits (firmware ABI). */
+#define SNP_KEY_ROOT_VCEK 0u
+#define SNP_KEY_ROOT_VMRK 1u
+#define SNP_KEY_FIELD_POLICY (1ull << 0)
+#define SNP_KEY_FIELD_IMAGE_ID (1ull << 1)
+#define SNP_KEY_FIELD_FAMILY_ID (1ull << 2)
+#define SNP_KEY_FIELD_MEASUREMENT (1ull << 3)
+#define SNP_KEY_FIELD_GUEST_SVN (1ull << 4)
+#define SNP_KEY_FIELD_TCB_VERSION (1ull << 5)
+#define SNP_KEY_FIELD_MASK 0x3Full
+#define SNP_DERIVED_KEY_LEN 32u
+
+typedef struct snp_key_request {
+	uint32_t root_key;           /* SNP_KEY_ROOT_* */
+	uint64_t guest_field_select; /* SNP_KEY_FIELD_* */
+	uint32_t vmpl;               /* >= the guest's VMPL */
+	uint32_t guest_svn;          /* <= the launch guest SVN; mixed in when selected */
+	uint64_t tcb_version;        /* <= COMMITTED_TCB; mixed in when selected */
+} snp_key_request;
+
+/* Derive a 32-byte key (MSG_KEY_REQ).  `key` is written only on success; the
+ * caller should keep it in secure memory and wipe it. */
+SNP_API SNP_MUST_CHECK int snp_guest_derive_key(snp_guest *g, const snp_key_request *req,
+						uint8_t key[SNP_DERIVED_KEY_LEN], snp_error *err);
 
 /* ------------------------------------------------------------------ */
 /* AMD Key Distribution Service URLs (pure functions; nothing is fetched) */

@@ -27,7 +27,7 @@ static const char show_usage[] =
 static const char verify_usage[] =
 	"usage: nitride report verify --report FILE [--cert FILE] [--certs FILE]\n"
 	"                             [--roots DIR] [--product P] [--at RFC3339]\n"
-	"                             [--crl FILE] [--require-crl] [--json]\n"
+	"                             [--crl FILE] [--require-crl] [--pin-roots] [--json]\n"
 	"\n"
 	"Verify an attestation report: the signer certificate (VCEK or VLEK) must\n"
 	"chain to AMD's pinned root key for the product, the report's signature must\n"
@@ -37,6 +37,8 @@ static const char verify_usage[] =
 	"  --cert FILE     the VCEK or VLEK (DER or PEM); default: from the table\n"
 	"  --certs FILE    an extended-report certificate table (ARK, ASK, VCEK, ...)\n"
 	"  --roots DIR     ark_<product>.pem, ask_<product>.pem, asvk_<product>.pem\n"
+	"  --pin-roots     also trust the ARK keys found in --roots (a simulator's or a\n"
+	"                  private test hierarchy's); AMD's genuine keys are always pinned\n"
 	"  --product P     milan, genoa or turin (default: from the report, else the cert)\n"
 	"  --at TIME       check validity at this RFC 3339 instant (default: now)\n"
 	"  --crl FILE      an ARK-signed CRL (DER or PEM)\n"
@@ -195,6 +197,7 @@ struct verify_args {
 	const char *report, *cert, *certs, *roots, *crl, *at_text;
 	snp_verify_opts opts;
 	bool json;
+	bool pin_roots;
 };
 
 /* Outcome of verification, for the text and JSON printers. */
@@ -214,7 +217,7 @@ print_verdict(const struct verify_args *a, const struct verdict *v, time_t at)
 	rfc3339_format(at, when);
 	if (!a->json) {
 		if (v->status == SNP_OK)
-			printf("verified: %s report signed by its %s, chain to AMD's pinned ARK at %s\n",
+			printf("verified: %s report signed by its %s, which chains to a pinned ARK, at %s\n",
 			       snp_product_name(v->result.product),
 			       v->result.signing_key == SNP_SIGNING_KEY_VLEK ? "VLEK" : "VCEK", when);
 		else
@@ -241,6 +244,62 @@ print_verdict(const struct verify_args *a, const struct verdict *v, time_t at)
 out:
 	json_decref(o);
 	return r;
+}
+
+/*
+ * Pin the public key of every ark_<product>.pem in `dir`: an explicit act of
+ * trust by the operator (the simulator's roots are never trusted otherwise).
+ */
+static int
+pin_roots_in(snp_trust *trust, const char *dir)
+{
+	int p, pinned = 0, ret = -1;
+
+	for (p = SNP_PRODUCT_MILAN; p < SNP_PRODUCT_COUNT; p++) {
+		snp_error err = { 0 };
+		snp_cert *ark = NULL;
+		uint8_t *buf = NULL, spki[32];
+		size_t len = 0;
+		char path[4096];
+		int r;
+
+		if ((size_t)snprintf(path, sizeof(path), "%s/ark_%s.pem", dir,
+				     snp_product_name((snp_product)p)) >= sizeof(path)) {
+			fprintf(stderr, "nitride: --roots %s: path too long\n", dir);
+			goto out;
+		}
+		if ((r = file_read_all(path, CLI_FILE_MAX, &buf, &len)) == -ENOENT)
+			continue;
+		if (r != 0) {
+			fprintf(stderr, "nitride: %s: %s\n", path, strerror(-r));
+			goto out;
+		}
+		r = snp_cert_parse(buf, len, &ark, &err);
+		free(buf);
+		if (r == SNP_OK && (snp_cert_get_role(ark) != SNP_ROLE_ARK ||
+				    snp_cert_product(ark) != (snp_product)p)) {
+			(void)snprintf(err.detail, sizeof(err.detail), "not an ARK for %s",
+				       snp_product_name((snp_product)p));
+			r = SNP_E_CHAIN;
+		}
+		if (r == SNP_OK) {
+			snp_cert_spki_sha256(ark, spki);
+			r = snp_trust_pin(trust, (snp_product)p, spki);
+		}
+		snp_cert_free(ark);
+		if (r != SNP_OK) {
+			fprintf(stderr, "nitride: --pin-roots %s: %s\n", path, err.detail);
+			goto out;
+		}
+		pinned++;
+	}
+	if (pinned == 0) {
+		fprintf(stderr, "nitride: --pin-roots: no ark_<product>.pem in %s\n", dir);
+		goto out;
+	}
+	ret = 0;
+out:
+	return ret;
 }
 
 /*
@@ -273,6 +332,8 @@ run_verify(struct verify_args *a, struct verdict *v)
 		fprintf(stderr, "nitride: out of memory\n");
 		goto out;
 	}
+	if (a->pin_roots && pin_roots_in(trust, a->roots) != 0)
+		goto out;
 	if (a->roots != NULL && snp_trust_load_dir(trust, a->roots, &err) != SNP_OK) {
 		fprintf(stderr, "nitride: --roots %s: %s\n", a->roots, err.detail);
 		goto out;
@@ -338,7 +399,8 @@ out:
 static int
 report_verify(int argc, char **argv)
 {
-	enum { O_REPORT = 256, O_CERT, O_CERTS, O_ROOTS, O_PRODUCT, O_AT, O_CRL, O_REQUIRE_CRL, O_JSON };
+	enum { O_REPORT = 256, O_CERT, O_CERTS, O_ROOTS, O_PRODUCT, O_AT, O_CRL, O_REQUIRE_CRL, O_JSON,
+	       O_PIN_ROOTS };
 	static const struct option opts[] = {
 		{ "report", required_argument, NULL, O_REPORT },
 		{ "cert", required_argument, NULL, O_CERT },
@@ -349,6 +411,7 @@ report_verify(int argc, char **argv)
 		{ "crl", required_argument, NULL, O_CRL },
 		{ "require-crl", no_argument, NULL, O_REQUIRE_CRL },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "pin-roots", no_argument, NULL, O_PIN_ROOTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -366,6 +429,7 @@ report_verify(int argc, char **argv)
 		case O_CRL: a.crl = optarg; break;
 		case O_REQUIRE_CRL: a.opts.require_crl = true; break;
 		case O_JSON: a.json = true; break;
+		case O_PIN_ROOTS: a.pin_roots = true; break;
 		case O_PRODUCT:
 			if (parse_product(optarg, &a.opts.product) != 0)
 				return EXIT_USAGE;
@@ -379,6 +443,10 @@ report_verify(int argc, char **argv)
 		case 'h': fputs(verify_usage, stdout); return EXIT_OK;
 		default: fputs(verify_usage, stderr); return EXIT_USAGE;
 		}
+	}
+	if (a.pin_roots && a.roots == NULL) {
+		fprintf(stderr, "nitride: --pin-roots needs --roots DIR\n");
+		return EXIT_USAGE;
 	}
 	if (optind != argc || a.report == NULL) {
 		fprintf(stderr, "nitride: report verify needs --report and no other arguments\n");
@@ -402,7 +470,8 @@ cmd_report(int argc, char **argv)
 	static const char usage[] =
 		"usage: nitride report show FILE [--json]\n"
 		"       nitride report verify --report FILE --cert FILE [options]\n"
-		"Run 'nitride report show --help' or 'nitride report verify --help' for details.\n";
+		"       nitride report get -o FILE [options]\n"
+		"Run 'nitride report <show|verify|get> --help' for details.\n";
 
 	if (argc < 2) {
 		fputs(usage, stderr);
@@ -416,6 +485,8 @@ cmd_report(int argc, char **argv)
 		return report_show(argc - 1, argv + 1);
 	if (strcmp(argv[1], "verify") == 0)
 		return report_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "get") == 0)
+		return cmd_report_get(argc - 1, argv + 1);
 	fprintf(stderr, "nitride report: unknown subcommand '%s'\n", argv[1]);
 	fputs(usage, stderr);
 	return EXIT_USAGE;

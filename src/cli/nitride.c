@@ -15,6 +15,9 @@ usage(FILE *f)
 	      "commands:\n"
 	      "  report show FILE [--json]        print every field of an attestation report\n"
 	      "  report verify --report FILE ...  verify a report against AMD's chain\n"
+	      "  report get -o FILE [...]         ask the SNP firmware for a report\n"
+	      "  key derive [...]                 derive a key from the SNP firmware\n"
+	      "  doctor                           is this an SEV-SNP guest? which backend?\n"
 	      "  measure --mode snp --ovmf F ...  expected launch measurement (SEV, SEV-ES, SEV-SNP)\n"
 	      "\n"
 	      "Run 'nitride <command> --help' for the options of a command.\n"
@@ -45,6 +48,10 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "report") == 0)
 		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(argv[1], "key") == 0)
+		return cmd_key(argc - 1, argv + 1);
+	if (strcmp(argv[1], "doctor") == 0)
+		return cmd_doctor(argc - 1, argv + 1);
 	if (strcmp(argv[1], "measure") == 0)
 		return cmd_measure(argc - 1, argv + 1);
 	fprintf(stderr, "nitride: unknown command '%s'\n", argv[1]);

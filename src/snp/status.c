@@ -25,6 +25,10 @@ snp_status_class(int status)
 	case SNP_E_IO: return "io";
 	case SNP_E_INTERNAL: return "internal";
 	case SNP_E_NOT_FOUND: return "not_found";
+	case SNP_E_UNAVAILABLE: return "unavailable";
+	case SNP_E_FIRMWARE: return "firmware";
+	case SNP_E_BUSY: return "busy";
+	case SNP_E_CONFLICT: return "conflict";
 	default: return "unknown";
 	}
 }

@@ -1,0 +1,525 @@
+/* Launch configuration: defaults, INI file, single keys, finalize (sim_launch.h). */
+#include "sim/sim_launch.h"
+
+#include "common/fileio.h"
+#include "common/hex.h"
+#include "sim/sim_num.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define LAUNCH_FILE_MAX (64u * 1024u)
+
+enum key_kind {
+	K_PRODUCT,
+	K_BYTES,    /* fixed-length hex */
+	K_U64,
+	K_POLICY,
+	K_PLATFORM_INFO,
+	K_GUEST_SVN,
+	K_TCB,      /* idx = sim_tcb_which */
+	K_TCB_COMP, /* idx = which * SIM_COMP_COUNT + comp */
+	K_VERSION,  /* idx 0 current, 1 committed */
+	K_CHIP_ID,
+	K_BOOL,
+	K_SIGNING_KEY,
+	K_REPORT_VERSION,
+	K_VMPL,
+};
+
+struct key_def {
+	const char *name;
+	enum key_kind kind;
+	size_t off; /* into struct sim_launch, for K_BYTES/K_U64/K_BOOL */
+	size_t len; /* K_BYTES length */
+	int idx;
+	const char *help;
+};
+
+#define F(field) offsetof(struct sim_launch, field)
+#define TCB_KEYS(w, wname)                                                                       \
+	{ wname "_tcb", K_TCB, 0, 0, w, "TCB_VERSION as a u64 (hex 0x… or decimal)" },          \
+	{ wname "_tcb_fmc", K_TCB_COMP, 0, 0, w * SIM_COMP_COUNT + SIM_COMP_FMC, "FMC SPL (Turin)" }, \
+	{ wname "_tcb_bl", K_TCB_COMP, 0, 0, w * SIM_COMP_COUNT + SIM_COMP_BL, "boot loader SPL" }, \
+	{ wname "_tcb_tee", K_TCB_COMP, 0, 0, w * SIM_COMP_COUNT + SIM_COMP_TEE, "TEE SPL" },     \
+	{ wname "_tcb_snp", K_TCB_COMP, 0, 0, w * SIM_COMP_COUNT + SIM_COMP_SNP, "SNP SPL" },     \
+	{ wname "_tcb_ucode", K_TCB_COMP, 0, 0, w * SIM_COMP_COUNT + SIM_COMP_UCODE, "microcode SPL" }
+
+static const struct key_def keys[] = {
+	{ "product", K_PRODUCT, 0, 0, 0, "milan, genoa or turin" },
+	{ "measurement", K_BYTES, F(measurement), SNP_MEASUREMENT_LEN, 0, "MEASUREMENT, 96 hex digits" },
+	{ "host_data", K_BYTES, F(host_data), SNP_HOST_DATA_LEN, 0, "HOST_DATA, 64 hex digits" },
+	{ "family_id", K_BYTES, F(family_id), SNP_ID_LEN, 0, "FAMILY_ID, 32 hex digits" },
+	{ "image_id", K_BYTES, F(image_id), SNP_ID_LEN, 0, "IMAGE_ID, 32 hex digits" },
+	{ "id_key_digest", K_BYTES, F(id_key_digest), SNP_KEY_DIGEST_LEN, 0, "ID_KEY_DIGEST, 96 hex digits" },
+	{ "author_key_digest", K_BYTES, F(author_key_digest), SNP_KEY_DIGEST_LEN, 0,
+	  "AUTHOR_KEY_DIGEST, 96 hex digits (non-zero sets AUTHOR_KEY_EN)" },
+	{ "policy", K_POLICY, 0, 0, 0, "guest POLICY u64 (bit 17 must be 1, bits 63:26 zero)" },
+	{ "guest_svn", K_GUEST_SVN, 0, 0, 0, "GUEST_SVN u32" },
+	{ "platform_info", K_PLATFORM_INFO, 0, 0, 0, "PLATFORM_INFO u64 (bits 63:8 zero)" },
+	TCB_KEYS(SIM_TCB_CURRENT, "current"),
+	TCB_KEYS(SIM_TCB_COMMITTED, "committed"),
+	TCB_KEYS(SIM_TCB_LAUNCH, "launch"),
+	TCB_KEYS(SIM_TCB_REPORTED, "reported"),
+	{ "current_version", K_VERSION, 0, 0, 0, "firmware version major.minor.build" },
+	{ "committed_version", K_VERSION, 0, 0, 1, "committed firmware version major.minor.build" },
+	{ "chip_id", K_CHIP_ID, 0, 0, 0, "CHIP_ID, 128 hex digits (16 on Turin); default from the chip secret" },
+	{ "mask_chip_id", K_BOOL, F(mask_chip_id), 0, 0, "true: CHIP_ID reads as zero (MASK_CHIP_ID)" },
+	{ "signing_key", K_SIGNING_KEY, 0, 0, 0, "vcek or vlek" },
+	{ "report_version", K_REPORT_VERSION, 0, 0, 0, "2, 3 or 5" },
+	{ "guest_vmpl", K_VMPL, 0, 0, 0, "VMPL the simulated guest runs at, 0..3" },
+	{ "launch_mit_vector", K_U64, F(launch_mit_vector), 0, 0, "LAUNCH_MIT_VECTOR u64 (version 5)" },
+	{ "current_mit_vector", K_U64, F(current_mit_vector), 0, 0, "CURRENT_MIT_VECTOR u64 (version 5)" },
+};
+#undef F
+#undef TCB_KEYS
+
+static const char *const tcb_names[SIM_TCB_COUNT] = { "current_tcb", "committed_tcb", "launch_tcb",
+						     "reported_tcb" };
+
+size_t
+sim_launch_key_count(void)
+{
+	return sizeof(keys) / sizeof(keys[0]);
+}
+
+const char *
+sim_launch_key_name(size_t i)
+{
+	return i < sim_launch_key_count() ? keys[i].name : NULL;
+}
+
+const char *
+sim_launch_key_help(size_t i)
+{
+	return i < sim_launch_key_count() ? keys[i].help : NULL;
+}
+
+static int __attribute__((format(printf, 3, 4)))
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		(void)vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+uint64_t
+sim_launch_default_tcb(snp_product p)
+{
+	snp_tcb t;
+
+	memset(&t, 0, sizeof(t));
+	switch (p) {
+	case SNP_PRODUCT_MILAN:
+		t.bootloader = 3, t.tee = 0, t.snp = 8, t.microcode = 115;
+		break;
+	case SNP_PRODUCT_TURIN:
+		t.fmc = 0, t.bootloader = 1, t.tee = 0, t.snp = 2, t.microcode = 71;
+		break;
+	default:
+		t.bootloader = 10, t.tee = 0, t.snp = 27, t.microcode = 88;
+		break;
+	}
+	return snp_tcb_encode(&t, p);
+}
+
+void
+sim_launch_init(struct sim_launch *l)
+{
+	int i;
+
+	memset(l, 0, sizeof(*l));
+	l->product = SNP_PRODUCT_GENOA;
+	l->policy = SNP_POLICY_SMT | SNP_POLICY_RESERVED_1;
+	l->platform_info = 0x3;
+	for (i = 0; i < SIM_TCB_COUNT; i++)
+		l->tcb[i] = sim_launch_default_tcb(l->product);
+	l->current_version[0] = 1, l->current_version[1] = 55, l->current_version[2] = 21;
+	memcpy(l->committed_version, l->current_version, 3);
+	l->signing_key = SNP_SIGNING_KEY_VCEK;
+	l->report_version = 3;
+}
+
+static int
+parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* "major.minor.build", each 0..255. */
+static int
+parse_version(const char *v, uint8_t out[3])
+{
+	char buf[32];
+	char *p = buf, *dot;
+	uint64_t n;
+	uint8_t tmp[3];
+	int i;
+
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	memcpy(buf, v, strlen(v) + 1);
+	for (i = 0; i < 3; i++) {
+		dot = strchr(p, '.');
+		if ((i < 2) != (dot != NULL))
+			return -1;
+		if (dot != NULL)
+			*dot = '\0';
+		if (sim_parse_dec(p, 255, &n) != 0)
+			return -1;
+		tmp[i] = (uint8_t)n;
+		p = dot != NULL ? dot + 1 : p;
+	}
+	memcpy(out, tmp, 3);
+	return 0;
+}
+
+static const struct key_def *
+find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sim_launch_key_count(); i++) {
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+int
+sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *err, size_t errlen)
+{
+	const struct key_def *k = find_key(key);
+	uint8_t *base = (uint8_t *)l;
+	uint64_t v;
+
+	if (k == NULL)
+		return fail(err, errlen, "unknown key '%s'", key);
+	if (value == NULL)
+		value = "";
+	switch (k->kind) {
+	case K_PRODUCT: {
+		snp_product p = snp_product_from_name(value);
+
+		if (p == SNP_PRODUCT_UNKNOWN)
+			return fail(err, errlen, "key '%s': '%.64s' is not milan, genoa or turin", key, value);
+		l->product = p;
+		return 0;
+	}
+	case K_BYTES:
+		if (sim_parse_hex(value, base + k->off, k->len) != 0)
+			return fail(err, errlen, "key '%s': expected %zu hex digits, got '%.40s%s'", key,
+				    2 * k->len, value, strlen(value) > 40 ? "…" : "");
+		return 0;
+	case K_U64:
+		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
+		memcpy(base + k->off, &v, sizeof(v));
+		return 0;
+	case K_POLICY:
+		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
+		if ((v & SNP_POLICY_RESERVED_1) == 0)
+			return fail(err, errlen, "key '%s': 0x%llx: bit 17 is reserved and must be 1", key,
+				    (unsigned long long)v);
+		if ((v >> 26) != 0)
+			return fail(err, errlen, "key '%s': 0x%llx: bits 63:26 are reserved and must be 0",
+				    key, (unsigned long long)v);
+		l->policy = v;
+		return 0;
+	case K_PLATFORM_INFO:
+		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
+		if ((v >> 8) != 0)
+			return fail(err, errlen, "key '%s': 0x%llx: bits 63:8 are reserved and must be 0",
+				    key, (unsigned long long)v);
+		l->platform_info = v;
+		return 0;
+	case K_GUEST_SVN:
+		if (sim_parse_u64(value, UINT32_MAX, &v) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not a number 0..4294967295", key, value);
+		l->guest_svn = (uint32_t)v;
+		return 0;
+	case K_TCB:
+		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not a u64 TCB_VERSION (0x… or decimal)",
+				    key, value);
+		l->tcb[k->idx] = v;
+		l->tcb_set[k->idx] = true;
+		return 0;
+	case K_TCB_COMP: {
+		int w = k->idx / SIM_COMP_COUNT, c = k->idx % SIM_COMP_COUNT;
+
+		if (sim_parse_u64(value, 255, &v) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not an SPL 0..255", key, value);
+		l->tcb_comp[w][c] = (uint8_t)v;
+		l->tcb_comp_set[w] |= 1u << c;
+		return 0;
+	}
+	case K_VERSION:
+		if (parse_version(value, k->idx == 0 ? l->current_version : l->committed_version) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not major.minor.build (each 0..255)",
+				    key, value);
+		if (k->idx == 1)
+			l->committed_version_set = true;
+		return 0;
+	case K_CHIP_ID: {
+		uint8_t id[SNP_CHIP_ID_LEN];
+
+		memset(id, 0, sizeof(id));
+		if (sim_parse_hex(value, id, SNP_CHIP_ID_LEN) != 0 &&
+		    sim_parse_hex(value, id, SNP_HWID_LEN_TURIN) != 0)
+			return fail(err, errlen,
+				    "key '%s': expected 128 hex digits (or 16 for a Turin chip), got '%.40s%s'",
+				    key, value, strlen(value) > 40 ? "…" : "");
+		memcpy(l->chip_id, id, sizeof(id));
+		l->chip_id_set = true;
+		return 0;
+	}
+	case K_BOOL: {
+		bool b;
+
+		if (parse_bool(value, &b) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not true/false/yes/no/on/off/1/0", key, value);
+		memcpy(base + k->off, &b, sizeof(b));
+		return 0;
+	}
+	case K_SIGNING_KEY:
+		if (strcasecmp(value, "vcek") == 0)
+			l->signing_key = SNP_SIGNING_KEY_VCEK;
+		else if (strcasecmp(value, "vlek") == 0)
+			l->signing_key = SNP_SIGNING_KEY_VLEK;
+		else
+			return fail(err, errlen, "key '%s': '%.40s' is not vcek or vlek", key, value);
+		return 0;
+	case K_REPORT_VERSION:
+		if (sim_parse_u64(value, 255, &v) != 0 || (v != 2 && v != 3 && v != 5))
+			return fail(err, errlen, "key '%s': '%.40s' is not 2, 3 or 5", key, value);
+		l->report_version = (unsigned)v;
+		return 0;
+	case K_VMPL:
+		if (sim_parse_u64(value, 3, &v) != 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not a VMPL 0..3", key, value);
+		l->guest_vmpl = (uint32_t)v;
+		return 0;
+	}
+	return fail(err, errlen, "key '%s': internal error", key);
+}
+
+/* inih glue: a reader that counts lines, so errors can name them. */
+struct ini_ctx {
+	struct sim_launch *l;
+	const char *path;
+	const char *text; /* remaining file text */
+	unsigned line;
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static char *
+ini_read_line(char *str, int num, void *stream)
+{
+	struct ini_ctx *c = stream;
+	size_t n = 0, max;
+
+	if (num <= 1 || c->text[0] == '\0')
+		return NULL;
+	max = (size_t)num - 1;
+	while (n < max && c->text[n] != '\0' && c->text[n] != '\n')
+		n++;
+	if (n < max && c->text[n] == '\n')
+		n++;
+	memcpy(str, c->text, n);
+	str[n] = '\0';
+	c->text += n;
+	/* A line longer than the buffer arrives in pieces; count only the piece with
+	 * the newline (or the last one). */
+	if (n > 0 && (str[n - 1] == '\n' || c->text[0] == '\0'))
+		c->line++;
+	return str;
+}
+
+static int
+launch_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	char msg[SIM_LAUNCH_ERR_MAX];
+
+	if (c->failed)
+		return 0;
+	if (section[0] != '\0' && strcmp(section, "launch") != 0) {
+		(void)fail(c->err, c->errlen, "%s:%u: key '%s': unknown section [%s] (use [launch])",
+			   c->path, c->line, name, section);
+		c->failed = true;
+		return 0;
+	}
+	if (sim_launch_set(c->l, name, value, msg, sizeof(msg)) != 0) {
+		(void)fail(c->err, c->errlen, "%s:%u: %s", c->path, c->line, msg);
+		c->failed = true;
+		return 0;
+	}
+	return 1;
+}
+
+int
+sim_launch_load_file(struct sim_launch *l, const char *path, char *err, size_t errlen)
+{
+	struct ini_ctx c;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r = -1, rc;
+
+	if ((rc = file_read_all(path, LAUNCH_FILE_MAX, &buf, &len)) != 0) {
+		(void)fail(err, errlen, "%s: %s", path,
+			   rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
+		goto out;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		(void)fail(err, errlen, "%s: contains a NUL byte; not a text file", path);
+		goto out;
+	}
+	memset(&c, 0, sizeof(c));
+	c.l = l;
+	c.path = path;
+	c.text = (const char *)buf;
+	c.err = err;
+	c.errlen = errlen;
+	rc = ini_parse_stream(ini_read_line, &c, launch_ini_entry, &c);
+	if (c.failed)
+		goto out;
+	if (rc != 0) {
+		(void)fail(err, errlen, "%s:%d: not a 'key = value' line or a [section]", path, rc);
+		goto out;
+	}
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+/* Component order in snp_tcb for sim_tcb_comp. */
+static uint8_t *
+comp_field(snp_tcb *t, int c)
+{
+	switch (c) {
+	case SIM_COMP_FMC: return &t->fmc;
+	case SIM_COMP_BL: return &t->bootloader;
+	case SIM_COMP_TEE: return &t->tee;
+	case SIM_COMP_SNP: return &t->snp;
+	default: return &t->microcode;
+	}
+}
+
+int
+sim_launch_finalize(struct sim_launch *l, char *err, size_t errlen)
+{
+	snp_tcb t;
+	int w, c;
+
+	for (w = 0; w < SIM_TCB_COUNT; w++) {
+		uint64_t raw;
+
+		if (l->tcb_set[w])
+			raw = l->tcb[w];
+		else if (w == SIM_TCB_CURRENT)
+			raw = sim_launch_default_tcb(l->product);
+		else
+			raw = l->tcb[SIM_TCB_CURRENT]; /* resolved first */
+		snp_tcb_decode(raw, l->product, &t);
+		if (snp_tcb_encode(&t, l->product) != raw)
+			return fail(err, errlen,
+				    "key '%s': 0x%016llx has reserved bytes set for the %s TCB layout",
+				    tcb_names[w], (unsigned long long)raw, snp_product_name(l->product));
+		if ((l->tcb_comp_set[w] & (1u << SIM_COMP_FMC)) && l->product != SNP_PRODUCT_TURIN)
+			return fail(err, errlen, "key '%s_fmc': only Turin has an FMC SPL", tcb_names[w]);
+		for (c = 0; c < SIM_COMP_COUNT; c++) {
+			if (l->tcb_comp_set[w] & (1u << c))
+				*comp_field(&t, c) = l->tcb_comp[w][c];
+		}
+		l->tcb[w] = snp_tcb_encode(&t, l->product);
+	}
+	if (!l->committed_version_set)
+		memcpy(l->committed_version, l->current_version, 3);
+	if (l->chip_id_set) {
+		size_t used = l->product == SNP_PRODUCT_TURIN ? SNP_HWID_LEN_TURIN : SNP_CHIP_ID_LEN;
+		size_t i;
+
+		for (i = used; i < SNP_CHIP_ID_LEN; i++) {
+			if (l->chip_id[i] != 0)
+				return fail(err, errlen,
+					    "key 'chip_id': a Turin chip id has 8 bytes; bytes 8..63 must be zero");
+		}
+		for (i = 0; i < used && l->chip_id[i] == 0; i++)
+			;
+		if (i == used)
+			return fail(err, errlen,
+				    "key 'chip_id': all zero; set mask_chip_id = true to simulate a masked CHIP_ID");
+	}
+	return 0;
+}
+
+static void
+print_hex(FILE *f, const char *name, const uint8_t *p, size_t n)
+{
+	char hex[2 * SNP_CHIP_ID_LEN + 1];
+
+	hex_encode(p, n, hex);
+	(void)fprintf(f, "%s = %s\n", name, hex);
+}
+
+void
+sim_launch_print(const struct sim_launch *l, FILE *f)
+{
+	int w;
+
+	(void)fprintf(f, "product = %s\n", snp_product_name(l->product));
+	print_hex(f, "measurement", l->measurement, sizeof(l->measurement));
+	print_hex(f, "host_data", l->host_data, sizeof(l->host_data));
+	print_hex(f, "family_id", l->family_id, sizeof(l->family_id));
+	print_hex(f, "image_id", l->image_id, sizeof(l->image_id));
+	print_hex(f, "id_key_digest", l->id_key_digest, sizeof(l->id_key_digest));
+	print_hex(f, "author_key_digest", l->author_key_digest, sizeof(l->author_key_digest));
+	(void)fprintf(f, "policy = 0x%llx\n", (unsigned long long)l->policy);
+	(void)fprintf(f, "guest_svn = %u\n", l->guest_svn);
+	(void)fprintf(f, "platform_info = 0x%llx\n", (unsigned long long)l->platform_info);
+	for (w = 0; w < SIM_TCB_COUNT; w++)
+		(void)fprintf(f, "%s = 0x%016llx\n", tcb_names[w], (unsigned long long)l->tcb[w]);
+	(void)fprintf(f, "current_version = %u.%u.%u\n", l->current_version[0], l->current_version[1],
+		      l->current_version[2]);
+	(void)fprintf(f, "committed_version = %u.%u.%u\n", l->committed_version[0],
+		      l->committed_version[1], l->committed_version[2]);
+	if (l->chip_id_set)
+		print_hex(f, "chip_id", l->chip_id, SNP_CHIP_ID_LEN);
+	else
+		(void)fprintf(f, "chip_id = (from the state directory's chip secret)\n");
+	(void)fprintf(f, "mask_chip_id = %s\n", l->mask_chip_id ? "true" : "false");
+	(void)fprintf(f, "signing_key = %s\n", l->signing_key == SNP_SIGNING_KEY_VLEK ? "vlek" : "vcek");
+	(void)fprintf(f, "report_version = %u\n", l->report_version);
+	(void)fprintf(f, "guest_vmpl = %u\n", l->guest_vmpl);
+	(void)fprintf(f, "launch_mit_vector = 0x%llx\n", (unsigned long long)l->launch_mit_vector);
+	(void)fprintf(f, "current_mit_vector = 0x%llx\n", (unsigned long long)l->current_mit_vector);
+}
