@@ -34,7 +34,7 @@ probe_cpu(struct probe *p)
 {
 	unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
 
-	if (__get_cpuid_max(0x80000000u, NULL) >= 0x8000001Fu &&
+	if ((unsigned int)__get_cpuid_max(0x80000000u, NULL) >= 0x8000001Fu &&
 	    __get_cpuid(0x8000001Fu, &eax, &ebx, &ecx, &edx) != 0) {
 		p->cpuid_known = true;
 		p->cpu_sev = (eax & (1u << 1)) != 0;
