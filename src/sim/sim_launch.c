@@ -3,6 +3,7 @@
 
 #include "common/fileio.h"
 #include "common/hex.h"
+#include "sim/sim_boot.h"
 #include "sim/sim_num.h"
 
 #include <errno.h>
@@ -29,6 +30,9 @@ enum key_kind {
 	K_SIGNING_KEY,
 	K_REPORT_VERSION,
 	K_VMPL,
+	K_STRING,    /* NUL-terminated text into a char array of `len` bytes */
+	K_VCPUS,
+	K_VMM,
 };
 
 struct key_def {
@@ -74,6 +78,15 @@ static const struct key_def keys[] = {
 	{ "guest_vmpl", K_VMPL, 0, 0, 0, "VMPL the simulated guest runs at, 0..3" },
 	{ "launch_mit_vector", K_U64, F(launch_mit_vector), 0, 0, "LAUNCH_MIT_VECTOR u64 (version 5)" },
 	{ "current_mit_vector", K_U64, F(current_mit_vector), 0, 0, "CURRENT_MIT_VECTOR u64 (version 5)" },
+	{ "boot_ovmf", K_STRING, F(boot.ovmf), SIM_PATH_MAX, 0,
+	  "OVMF image: compute MEASUREMENT from the boot_* inputs (as nitride measure does)" },
+	{ "boot_kernel", K_STRING, F(boot.kernel), SIM_PATH_MAX, 0, "kernel for measured direct boot" },
+	{ "boot_initrd", K_STRING, F(boot.initrd), SIM_PATH_MAX, 0, "initrd for measured direct boot" },
+	{ "boot_append", K_STRING, F(boot.append), SIM_APPEND_MAX, 1, "kernel command line" },
+	{ "boot_vcpus", K_VCPUS, 0, 0, 0, "number of vCPUs measured (default 1)" },
+	{ "boot_vcpu_type", K_STRING, F(boot.vcpu_type), 32, 0, "vCPU type, e.g. EPYC-v4 (default)" },
+	{ "boot_vmm_type", K_VMM, 0, 0, 0, "qemu (default), ec2 or gce" },
+	{ "boot_guest_features", K_U64, F(boot.guest_features), 0, 0, "VMSA SEV_FEATURES (default 0x1)" },
 };
 #undef F
 #undef TCB_KEYS
@@ -147,6 +160,10 @@ sim_launch_init(struct sim_launch *l)
 	memcpy(l->committed_version, l->current_version, 3);
 	l->signing_key = SNP_SIGNING_KEY_VCEK;
 	l->report_version = 3;
+	l->boot.vcpus = 1;
+	l->boot.vmm = SNP_VMM_QEMU;
+	l->boot.guest_features = 0x1; /* SNPActive, as nitride measure's default */
+	memcpy(l->boot.vcpu_type, "EPYC-v4", sizeof("EPYC-v4"));
 }
 
 static int
@@ -229,7 +246,32 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 		l->product = p;
 		return 0;
 	}
+	case K_STRING:
+		if (strlen(value) >= k->len)
+			return fail(err, errlen, "key '%s': longer than %zu bytes", key, k->len - 1);
+		memcpy(base + k->off, value, strlen(value) + 1);
+		if (k->idx == 1)
+			l->boot.append_set = true;
+		return 0;
+	case K_VCPUS:
+		if (sim_parse_u64(value, SNP_MEASURE_MAX_VCPUS, &v) != 0 || v == 0)
+			return fail(err, errlen, "key '%s': '%.40s' is not a vCPU count from 1 to %u", key,
+				    value, SNP_MEASURE_MAX_VCPUS);
+		l->boot.vcpus = (uint32_t)v;
+		return 0;
+	case K_VMM:
+		if (strcasecmp(value, "qemu") == 0)
+			l->boot.vmm = SNP_VMM_QEMU;
+		else if (strcasecmp(value, "ec2") == 0)
+			l->boot.vmm = SNP_VMM_EC2;
+		else if (strcasecmp(value, "gce") == 0)
+			l->boot.vmm = SNP_VMM_GCE;
+		else
+			return fail(err, errlen, "key '%s': '%.40s' is not qemu, ec2 or gce", key, value);
+		return 0;
 	case K_BYTES:
+		if (k->off == offsetof(struct sim_launch, measurement))
+			l->measurement_set = true;
 		if (sim_parse_hex(value, base + k->off, k->len) != 0)
 			return fail(err, errlen, "key '%s': expected %zu hex digits, got '%.40s%s'", key,
 				    2 * k->len, value, strlen(value) > 40 ? "…" : "");
@@ -464,6 +506,15 @@ sim_launch_finalize(struct sim_launch *l, char *err, size_t errlen)
 	}
 	if (!l->committed_version_set)
 		memcpy(l->committed_version, l->current_version, 3);
+	if (l->boot.ovmf[0] != '\0') {
+		if (l->measurement_set)
+			return fail(err, errlen,
+				    "keys 'measurement' and 'boot_ovmf': give one; the measurement is computed from the boot inputs");
+		if (sim_boot_measure(&l->boot, l->measurement, err, errlen) != 0)
+			return -1;
+	} else if (l->boot.kernel[0] != '\0' || l->boot.initrd[0] != '\0' || l->boot.append_set) {
+		return fail(err, errlen, "keys 'boot_kernel', 'boot_initrd', 'boot_append' need 'boot_ovmf'");
+	}
 	if (l->chip_id_set) {
 		size_t used = l->product == SNP_PRODUCT_TURIN ? SNP_HWID_LEN_TURIN : SNP_CHIP_ID_LEN;
 		size_t i;
@@ -522,4 +573,17 @@ sim_launch_print(const struct sim_launch *l, FILE *f)
 	(void)fprintf(f, "guest_vmpl = %u\n", l->guest_vmpl);
 	(void)fprintf(f, "launch_mit_vector = 0x%llx\n", (unsigned long long)l->launch_mit_vector);
 	(void)fprintf(f, "current_mit_vector = 0x%llx\n", (unsigned long long)l->current_mit_vector);
+	if (l->boot.ovmf[0] != '\0') {
+		(void)fprintf(f, "boot_ovmf = %s\n", l->boot.ovmf);
+		if (l->boot.kernel[0] != '\0')
+			(void)fprintf(f, "boot_kernel = %s\n", l->boot.kernel);
+		if (l->boot.initrd[0] != '\0')
+			(void)fprintf(f, "boot_initrd = %s\n", l->boot.initrd);
+		if (l->boot.append_set)
+			(void)fprintf(f, "boot_append = %s\n", l->boot.append);
+		(void)fprintf(f, "boot_vcpus = %u\nboot_vcpu_type = %s\nboot_vmm_type = %s\n",
+			      l->boot.vcpus, l->boot.vcpu_type, snp_vmm_type_name(l->boot.vmm));
+		(void)fprintf(f, "boot_guest_features = 0x%llx\n",
+			      (unsigned long long)l->boot.guest_features);
+	}
 }

@@ -22,8 +22,11 @@
 #include <stdio.h>
 
 #include <nitride/snp.h>
+#include <nitride/snp_measure.h>
 
 #define SIM_LAUNCH_ERR_MAX 320
+#define SIM_PATH_MAX 1024
+#define SIM_APPEND_MAX 4096
 
 /* Index of the four TCB_VERSION values. */
 enum sim_tcb_which { SIM_TCB_CURRENT = 0, SIM_TCB_COMMITTED, SIM_TCB_LAUNCH, SIM_TCB_REPORTED, SIM_TCB_COUNT };
@@ -53,7 +56,22 @@ struct sim_launch {
 	uint64_t launch_mit_vector;         /* reported in version 5 */
 	uint64_t current_mit_vector;
 
+	/* Measured boot (issue 7): when boot.ovmf is set, finalize computes
+	 * MEASUREMENT from these inputs exactly as `nitride measure` does. */
+	struct sim_boot {
+		char ovmf[SIM_PATH_MAX];
+		char kernel[SIM_PATH_MAX];
+		char initrd[SIM_PATH_MAX];
+		char append[SIM_APPEND_MAX];
+		bool append_set;
+		uint32_t vcpus;            /* default 1 */
+		char vcpu_type[32];        /* default EPYC-v4 */
+		snp_vmm_type vmm;          /* default QEMU */
+		uint64_t guest_features;   /* default 0x1 */
+	} boot;
+
 	/* What was given explicitly (for finalize). */
+	bool measurement_set;
 	bool tcb_set[SIM_TCB_COUNT];
 	uint8_t tcb_comp[SIM_TCB_COUNT][SIM_COMP_COUNT];
 	unsigned tcb_comp_set[SIM_TCB_COUNT]; /* bit per sim_tcb_comp */
@@ -73,7 +91,9 @@ __attribute__((warn_unused_result)) int sim_launch_set(struct sim_launch *l, con
 						       const char *value, char *err, size_t errlen);
 
 /* Resolve TCB defaults (committed/launch/reported default to current) and
- * per-component keys, and check cross-field rules. */
+ * per-component keys, check cross-field rules, and compute MEASUREMENT from
+ * the boot_* inputs when boot_ovmf is set (an explicit measurement with
+ * boot_ovmf is an error: the two would disagree). */
 __attribute__((warn_unused_result)) int sim_launch_finalize(struct sim_launch *l, char *err,
 							     size_t errlen);
 

@@ -106,8 +106,43 @@ def main():
                             "-o", os.path.join(tmp, "x.bin")])
         check(c != 0 and e.strip() != "" and not os.path.exists(os.path.join(tmp, "x.bin")),
               "unreachable simulator: clear error, no file written")
+    check_measured_boot(snpsimd, cli, vec)
     print(f"{len(failures)} failure(s)")
     return 1 if failures else 0
+
+
+def check_measured_boot(snpsimd, cli, vec):
+    """snpsimd computes its MEASUREMENT from the boot images exactly as
+    `nitride measure` does; a changed command line changes it."""
+    m = os.path.join(vec, "measure")
+    if not os.path.isdir(m):
+        print("SKIP measured boot: no measurement vectors")
+        return
+    ovmf = os.path.join(m, "fixtures", "ovmf_AmdSev_suffix.bin")
+    kernel = os.path.join(m, "inputs", "kernel.bin")
+    initrd = os.path.join(m, "inputs", "initrd.bin")
+    for append in ("console=ttyS0", "console=ttyS0 init=/bin/sh"):
+        code, expected, err = run(cli, ["measure", "--mode", "snp", "--vcpus", "2",
+                                        "--vcpu-type", "EPYC-v4", "--ovmf", ovmf,
+                                        "--kernel", kernel, "--initrd", initrd,
+                                        "--append", append])
+        check(code == 0 and len(expected.strip()) == 96, f"nitride measure ({err.strip()})")
+        boot = ["--boot-ovmf", ovmf, "--boot-kernel", kernel, "--boot-initrd", initrd,
+                "--boot-append", append, "--boot-vcpus", "2"]
+        with tempfile.TemporaryDirectory(prefix="cli-boot-") as tmp, Snpsimd(snpsimd, boot) as sim:
+            rep = os.path.join(tmp, "r.bin")
+            code, out, err = run(cli, ["report", "get", "--snp", "sim:" + sim.socket, "-o", rep])
+            code2, out2, err2 = run(cli, ["report", "show", "--json", rep])
+            got = json.loads(out2).get("measurement") if code == 0 and code2 == 0 else None
+            check(got == expected.strip(),
+                  f"measured boot with append {append!r}: report {got} == nitride measure")
+    for bad, why in ((["--boot-ovmf", ovmf, "--measurement", "00" * 48], "measurement"),
+                     (["--boot-kernel", kernel], "boot_ovmf"),
+                     (["--boot-ovmf", os.path.join(m, "nonexistent.fd")], "boot_ovmf")):
+        p = subprocess.run([snpsimd, "--check-config"] + bad, capture_output=True, text=True,
+                           timeout=60)
+        check(p.returncode != 0 and why in p.stderr,
+              f"snpsimd refuses {' '.join(a for a in bad if a.startswith('--'))}: {p.stderr.strip()}")
 
 
 if __name__ == "__main__":
