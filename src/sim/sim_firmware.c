@@ -2,13 +2,13 @@
  * The simulated firmware: reports and derived keys (sim_firmware.h).
  * Report layout: reference/snp-format.md §1; signing §1.1; messages §9.
  */
+#include "sim/sim_log.h"
 #include "sim/sim_firmware.h"
 
 #include "common/rbuf.h"
 #include "sim/sim_crypto.h"
 #include "snp/internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +31,6 @@ struct sim_fw {
 	uint8_t *certs;
 	size_t certs_len;
 };
-
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		(void)vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* CPUID family/model/stepping the report carries for each product (v3+). */
 static void
@@ -76,7 +63,7 @@ build_certtable(struct sim_fw *fw, struct sim_state *st, char *err, size_t errle
 	    snp_certtable_add(t, SNP_CERT_KIND_ARK, ark, ark_len) != SNP_OK ||
 	    snp_certtable_serialize(t, NULL, &len) != SNP_OK || (fw->certs = malloc(len)) == NULL ||
 	    snp_certtable_serialize(t, fw->certs, &len) != SNP_OK) {
-		(void)fail(err, errlen, "cannot build the certificate table");
+		(void)sim_fail(err, errlen, "cannot build the certificate table");
 		goto out;
 	}
 	fw->certs_len = len;
@@ -97,20 +84,20 @@ sim_fw_new(const struct sim_launch *l, struct sim_state *st, struct sim_fw **out
 	int r = -1;
 
 	if ((fw = calloc(1, sizeof(*fw))) == NULL) {
-		(void)fail(err, errlen, "out of memory");
+		(void)sim_fail(err, errlen, "out of memory");
 		goto out;
 	}
 	fw->launch = *l;
 	if (!fw->launch.chip_id_set) {
 		if (sim_state_chip_id(st, l->product, fw->launch.chip_id) != 0) {
-			(void)fail(err, errlen, "cannot derive the chip id");
+			(void)sim_fail(err, errlen, "cannot derive the chip id");
 			goto out;
 		}
 		fw->launch.chip_id_set = true;
 	}
 	memcpy(fw->secret, sim_state_chip_secret(st), sizeof(fw->secret));
 	if (RAND_bytes(fw->report_id, sizeof(fw->report_id)) != 1) {
-		(void)fail(err, errlen, "no random bytes for REPORT_ID");
+		(void)sim_fail(err, errlen, "no random bytes for REPORT_ID");
 		goto out;
 	}
 	role = l->signing_key == SNP_SIGNING_KEY_VLEK ? SNP_ROLE_VLEK : SNP_ROLE_VCEK;

@@ -7,7 +7,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,19 +43,6 @@ struct pending {
 	int code;
 	struct evbuffer *body;
 };
-
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		(void)vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static const char *
 reason(int code)
@@ -183,33 +169,33 @@ parse_spl_query(const char *query, snp_product p, uint64_t *tcb, char *msg, size
 
 	TAILQ_INIT(&q);
 	if (query == NULL || evhttp_parse_query_str(query, &q) != 0) {
-		(void)fail(msg, msglen, "malformed query string");
+		(void)sim_fail(msg, msglen, "malformed query string");
 		goto out;
 	}
 	TAILQ_FOREACH(kv, &q, next) {
 		for (i = 0; i < 5 && strcmp(kv->key, names[i]) != 0; i++)
 			;
 		if (i == 5) {
-			(void)fail(msg, msglen, "unknown query parameter '%.32s'", kv->key);
+			(void)sim_fail(msg, msglen, "unknown query parameter '%.32s'", kv->key);
 			goto out;
 		}
 		if (i == 0 && p != SNP_PRODUCT_TURIN) {
-			(void)fail(msg, msglen, "fmcSPL is for Turin only");
+			(void)sim_fail(msg, msglen, "fmcSPL is for Turin only");
 			goto out;
 		}
 		if (seen & (1u << i)) {
-			(void)fail(msg, msglen, "%s given twice", names[i]);
+			(void)sim_fail(msg, msglen, "%s given twice", names[i]);
 			goto out;
 		}
 		if (sim_parse_dec(kv->value, 255, &v[i]) != 0) {
-			(void)fail(msg, msglen, "%s must be a decimal 0..255", names[i]);
+			(void)sim_fail(msg, msglen, "%s must be a decimal 0..255", names[i]);
 			goto out;
 		}
 		seen |= 1u << i;
 	}
 	for (i = p == SNP_PRODUCT_TURIN ? 0 : 1; i < 5; i++) {
 		if (!(seen & (1u << i))) {
-			(void)fail(msg, msglen, "%s is missing", names[i]);
+			(void)sim_fail(msg, msglen, "%s is missing", names[i]);
 			goto out;
 		}
 	}
@@ -486,15 +472,15 @@ sim_kds_start(struct event_base *base, const char *listen, struct sim_state *st,
 	int r = -1;
 
 	if (listen != NULL && parse_listen(listen, addr, &port) != 0)
-		return fail(err, errlen, "--kds-listen %s: expected 127.x.x.x:PORT (loopback only)", listen);
+		return sim_fail(err, errlen, "--kds-listen %s: expected 127.x.x.x:PORT (loopback only)", listen);
 	if ((kds = calloc(1, sizeof(*kds))) == NULL)
-		return fail(err, errlen, "out of memory");
+		return sim_fail(err, errlen, "out of memory");
 	kds->base = base;
 	kds->st = st;
 	kds->product = sim_fw_launch(fw)->product;
 	memcpy(kds->chip_id, sim_fw_launch(fw)->chip_id, SNP_CHIP_ID_LEN);
 	if ((kds->http = evhttp_new(base)) == NULL) {
-		(void)fail(err, errlen, "evhttp_new failed");
+		(void)sim_fail(err, errlen, "evhttp_new failed");
 		goto out;
 	}
 	evhttp_set_max_headers_size(kds->http, SIM_KDS_MAX_HEADERS);
@@ -503,11 +489,11 @@ sim_kds_start(struct event_base *base, const char *listen, struct sim_state *st,
 	evhttp_set_allowed_methods(kds->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(kds->http, handle, kds);
 	if ((bs = evhttp_bind_socket_with_handle(kds->http, addr, (ev_uint16_t)port)) == NULL) {
-		(void)fail(err, errlen, "KDS: cannot listen on %s:%u", addr, port);
+		(void)sim_fail(err, errlen, "KDS: cannot listen on %s:%u", addr, port);
 		goto out;
 	}
 	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &salen) != 0) {
-		(void)fail(err, errlen, "KDS: getsockname failed");
+		(void)sim_fail(err, errlen, "KDS: getsockname failed");
 		goto out;
 	}
 	kds->port = ntohs(sa.sin_port);

@@ -1,4 +1,5 @@
 /* Launch configuration: defaults, INI file, single keys, finalize (sim_launch.h). */
+#include "sim/sim_log.h"
 #include "sim/sim_launch.h"
 
 #include "common/fileio.h"
@@ -8,7 +9,6 @@
 
 #include <errno.h>
 #include <ini.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -110,19 +110,6 @@ const char *
 sim_launch_key_help(size_t i)
 {
 	return i < sim_launch_key_count() ? keys[i].help : NULL;
-}
-
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		(void)vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
 }
 
 uint64_t
@@ -234,7 +221,7 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 	uint64_t v;
 
 	if (k == NULL)
-		return fail(err, errlen, "unknown key '%s'", key);
+		return sim_fail(err, errlen, "unknown key '%s'", key);
 	if (value == NULL)
 		value = "";
 	switch (k->kind) {
@@ -242,20 +229,20 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 		snp_product p = snp_product_from_name(value);
 
 		if (p == SNP_PRODUCT_UNKNOWN)
-			return fail(err, errlen, "key '%s': '%.64s' is not milan, genoa or turin", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.64s' is not milan, genoa or turin", key, value);
 		l->product = p;
 		return 0;
 	}
 	case K_STRING:
 		if (strlen(value) >= k->len)
-			return fail(err, errlen, "key '%s': longer than %zu bytes", key, k->len - 1);
+			return sim_fail(err, errlen, "key '%s': longer than %zu bytes", key, k->len - 1);
 		memcpy(base + k->off, value, strlen(value) + 1);
 		if (k->idx == 1)
 			l->boot.append_set = true;
 		return 0;
 	case K_VCPUS:
 		if (sim_parse_u64(value, SNP_MEASURE_MAX_VCPUS, &v) != 0 || v == 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not a vCPU count from 1 to %u", key,
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not a vCPU count from 1 to %u", key,
 				    value, SNP_MEASURE_MAX_VCPUS);
 		l->boot.vcpus = (uint32_t)v;
 		return 0;
@@ -267,47 +254,47 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 		else if (strcasecmp(value, "gce") == 0)
 			l->boot.vmm = SNP_VMM_GCE;
 		else
-			return fail(err, errlen, "key '%s': '%.40s' is not qemu, ec2 or gce", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not qemu, ec2 or gce", key, value);
 		return 0;
 	case K_BYTES:
 		if (k->off == offsetof(struct sim_launch, measurement))
 			l->measurement_set = true;
 		if (sim_parse_hex(value, base + k->off, k->len) != 0)
-			return fail(err, errlen, "key '%s': expected %zu hex digits, got '%.40s%s'", key,
+			return sim_fail(err, errlen, "key '%s': expected %zu hex digits, got '%.40s%s'", key,
 				    2 * k->len, value, strlen(value) > 40 ? "…" : "");
 		return 0;
 	case K_U64:
 		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
 		memcpy(base + k->off, &v, sizeof(v));
 		return 0;
 	case K_POLICY:
 		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
 		if ((v & SNP_POLICY_RESERVED_1) == 0)
-			return fail(err, errlen, "key '%s': 0x%llx: bit 17 is reserved and must be 1", key,
+			return sim_fail(err, errlen, "key '%s': 0x%llx: bit 17 is reserved and must be 1", key,
 				    (unsigned long long)v);
 		if ((v >> 26) != 0)
-			return fail(err, errlen, "key '%s': 0x%llx: bits 63:26 are reserved and must be 0",
+			return sim_fail(err, errlen, "key '%s': 0x%llx: bits 63:26 are reserved and must be 0",
 				    key, (unsigned long long)v);
 		l->policy = v;
 		return 0;
 	case K_PLATFORM_INFO:
 		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not an unsigned 64-bit number", key, value);
 		if ((v >> 8) != 0)
-			return fail(err, errlen, "key '%s': 0x%llx: bits 63:8 are reserved and must be 0",
+			return sim_fail(err, errlen, "key '%s': 0x%llx: bits 63:8 are reserved and must be 0",
 				    key, (unsigned long long)v);
 		l->platform_info = v;
 		return 0;
 	case K_GUEST_SVN:
 		if (sim_parse_u64(value, UINT32_MAX, &v) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not a number 0..4294967295", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not a number 0..4294967295", key, value);
 		l->guest_svn = (uint32_t)v;
 		return 0;
 	case K_TCB:
 		if (sim_parse_u64(value, UINT64_MAX, &v) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not a u64 TCB_VERSION (0x… or decimal)",
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not a u64 TCB_VERSION (0x… or decimal)",
 				    key, value);
 		l->tcb[k->idx] = v;
 		l->tcb_set[k->idx] = true;
@@ -316,14 +303,14 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 		int w = k->idx / SIM_COMP_COUNT, c = k->idx % SIM_COMP_COUNT;
 
 		if (sim_parse_u64(value, 255, &v) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not an SPL 0..255", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not an SPL 0..255", key, value);
 		l->tcb_comp[w][c] = (uint8_t)v;
 		l->tcb_comp_set[w] |= 1u << c;
 		return 0;
 	}
 	case K_VERSION:
 		if (parse_version(value, k->idx == 0 ? l->current_version : l->committed_version) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not major.minor.build (each 0..255)",
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not major.minor.build (each 0..255)",
 				    key, value);
 		if (k->idx == 1)
 			l->committed_version_set = true;
@@ -334,7 +321,7 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 		memset(id, 0, sizeof(id));
 		if (sim_parse_hex(value, id, SNP_CHIP_ID_LEN) != 0 &&
 		    sim_parse_hex(value, id, SNP_HWID_LEN_TURIN) != 0)
-			return fail(err, errlen,
+			return sim_fail(err, errlen,
 				    "key '%s': expected 128 hex digits (or 16 for a Turin chip), got '%.40s%s'",
 				    key, value, strlen(value) > 40 ? "…" : "");
 		memcpy(l->chip_id, id, sizeof(id));
@@ -345,7 +332,7 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 		bool b;
 
 		if (parse_bool(value, &b) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not true/false/yes/no/on/off/1/0", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not true/false/yes/no/on/off/1/0", key, value);
 		memcpy(base + k->off, &b, sizeof(b));
 		return 0;
 	}
@@ -355,20 +342,20 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 		else if (strcasecmp(value, "vlek") == 0)
 			l->signing_key = SNP_SIGNING_KEY_VLEK;
 		else
-			return fail(err, errlen, "key '%s': '%.40s' is not vcek or vlek", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not vcek or vlek", key, value);
 		return 0;
 	case K_REPORT_VERSION:
 		if (sim_parse_u64(value, 255, &v) != 0 || (v != 2 && v != 3 && v != 5))
-			return fail(err, errlen, "key '%s': '%.40s' is not 2, 3 or 5", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not 2, 3 or 5", key, value);
 		l->report_version = (unsigned)v;
 		return 0;
 	case K_VMPL:
 		if (sim_parse_u64(value, 3, &v) != 0)
-			return fail(err, errlen, "key '%s': '%.40s' is not a VMPL 0..3", key, value);
+			return sim_fail(err, errlen, "key '%s': '%.40s' is not a VMPL 0..3", key, value);
 		l->guest_vmpl = (uint32_t)v;
 		return 0;
 	}
-	return fail(err, errlen, "key '%s': internal error", key);
+	return sim_fail(err, errlen, "key '%s': internal error", key);
 }
 
 /* inih glue: a reader that counts lines, so errors can name them. */
@@ -414,13 +401,13 @@ launch_ini_entry(void *user, const char *section, const char *name, const char *
 	if (c->failed)
 		return 0;
 	if (section[0] != '\0' && strcmp(section, "launch") != 0) {
-		(void)fail(c->err, c->errlen, "%s:%u: key '%s': unknown section [%s] (use [launch])",
+		(void)sim_fail(c->err, c->errlen, "%s:%u: key '%s': unknown section [%s] (use [launch])",
 			   c->path, c->line, name, section);
 		c->failed = true;
 		return 0;
 	}
 	if (sim_launch_set(c->l, name, value, msg, sizeof(msg)) != 0) {
-		(void)fail(c->err, c->errlen, "%s:%u: %s", c->path, c->line, msg);
+		(void)sim_fail(c->err, c->errlen, "%s:%u: %s", c->path, c->line, msg);
 		c->failed = true;
 		return 0;
 	}
@@ -436,12 +423,12 @@ sim_launch_load_file(struct sim_launch *l, const char *path, char *err, size_t e
 	int r = -1, rc;
 
 	if ((rc = file_read_all(path, LAUNCH_FILE_MAX, &buf, &len)) != 0) {
-		(void)fail(err, errlen, "%s: %s", path,
+		(void)sim_fail(err, errlen, "%s: %s", path,
 			   rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
 		goto out;
 	}
 	if (memchr(buf, '\0', len) != NULL) {
-		(void)fail(err, errlen, "%s: contains a NUL byte; not a text file", path);
+		(void)sim_fail(err, errlen, "%s: contains a NUL byte; not a text file", path);
 		goto out;
 	}
 	memset(&c, 0, sizeof(c));
@@ -454,7 +441,7 @@ sim_launch_load_file(struct sim_launch *l, const char *path, char *err, size_t e
 	if (c.failed)
 		goto out;
 	if (rc != 0) {
-		(void)fail(err, errlen, "%s:%d: not a 'key = value' line or a [section]", path, rc);
+		(void)sim_fail(err, errlen, "%s:%d: not a 'key = value' line or a [section]", path, rc);
 		goto out;
 	}
 	r = 0;
@@ -493,11 +480,11 @@ sim_launch_finalize(struct sim_launch *l, char *err, size_t errlen)
 			raw = l->tcb[SIM_TCB_CURRENT]; /* resolved first */
 		snp_tcb_decode(raw, l->product, &t);
 		if (snp_tcb_encode(&t, l->product) != raw)
-			return fail(err, errlen,
+			return sim_fail(err, errlen,
 				    "key '%s': 0x%016llx has reserved bytes set for the %s TCB layout",
 				    tcb_names[w], (unsigned long long)raw, snp_product_name(l->product));
 		if ((l->tcb_comp_set[w] & (1u << SIM_COMP_FMC)) && l->product != SNP_PRODUCT_TURIN)
-			return fail(err, errlen, "key '%s_fmc': only Turin has an FMC SPL", tcb_names[w]);
+			return sim_fail(err, errlen, "key '%s_fmc': only Turin has an FMC SPL", tcb_names[w]);
 		for (c = 0; c < SIM_COMP_COUNT; c++) {
 			if (l->tcb_comp_set[w] & (1u << c))
 				*comp_field(&t, c) = l->tcb_comp[w][c];
@@ -508,12 +495,12 @@ sim_launch_finalize(struct sim_launch *l, char *err, size_t errlen)
 		memcpy(l->committed_version, l->current_version, 3);
 	if (l->boot.ovmf[0] != '\0') {
 		if (l->measurement_set)
-			return fail(err, errlen,
+			return sim_fail(err, errlen,
 				    "keys 'measurement' and 'boot_ovmf': give one; the measurement is computed from the boot inputs");
 		if (sim_boot_measure(&l->boot, l->measurement, err, errlen) != 0)
 			return -1;
 	} else if (l->boot.kernel[0] != '\0' || l->boot.initrd[0] != '\0' || l->boot.append_set) {
-		return fail(err, errlen, "keys 'boot_kernel', 'boot_initrd', 'boot_append' need 'boot_ovmf'");
+		return sim_fail(err, errlen, "keys 'boot_kernel', 'boot_initrd', 'boot_append' need 'boot_ovmf'");
 	}
 	if (l->chip_id_set) {
 		size_t used = l->product == SNP_PRODUCT_TURIN ? SNP_HWID_LEN_TURIN : SNP_CHIP_ID_LEN;
@@ -521,13 +508,13 @@ sim_launch_finalize(struct sim_launch *l, char *err, size_t errlen)
 
 		for (i = used; i < SNP_CHIP_ID_LEN; i++) {
 			if (l->chip_id[i] != 0)
-				return fail(err, errlen,
+				return sim_fail(err, errlen,
 					    "key 'chip_id': a Turin chip id has 8 bytes; bytes 8..63 must be zero");
 		}
 		for (i = 0; i < used && l->chip_id[i] == 0; i++)
 			;
 		if (i == used)
-			return fail(err, errlen,
+			return sim_fail(err, errlen,
 				    "key 'chip_id': all zero; set mask_chip_id = true to simulate a masked CHIP_ID");
 	}
 	return 0;

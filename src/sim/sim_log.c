@@ -26,3 +26,16 @@ sim_log(enum sim_log_level level, const char *fmt, ...)
 	/* One call per line so that lines from several threads do not interleave. */
 	(void)fprintf(stderr, "snpsimd: %s: %s\n", names[level], line);
 }
+
+int
+sim_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		(void)vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}

@@ -6,7 +6,6 @@
 #include "snp/simproto.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -36,19 +35,6 @@ struct conn_arg {
 	int slot;
 	int fd;
 };
-
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		(void)vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* SIM_MSG_ERROR: u32le snp_status, then text. */
 static int
@@ -197,22 +183,22 @@ sim_server_start(const char *path, const struct sim_fw *fw, struct sim_server **
 	int i, r = -1;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return fail(err, errlen, "%s: a Unix socket path must be shorter than %zu bytes", path,
+		return sim_fail(err, errlen, "%s: a Unix socket path must be shorter than %zu bytes", path,
 			    sizeof(sa.sun_path));
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
-		return fail(err, errlen, "out of memory");
+		return sim_fail(err, errlen, "out of memory");
 	srv->lfd = -1;
 	srv->fw = fw;
 	for (i = 0; i < SIM_SERVER_MAX_CONN; i++)
 		srv->conns[i] = -1;
 	if (pthread_mutex_init(&srv->lock, NULL) != 0 || pthread_cond_init(&srv->idle, NULL) != 0) {
 		free(srv);
-		return fail(err, errlen, "cannot create a mutex");
+		return sim_fail(err, errlen, "cannot create a mutex");
 	}
 	memcpy(srv->path, path, strlen(path) + 1);
 	if (lstat(path, &sb) == 0) {
 		if (!S_ISSOCK(sb.st_mode)) {
-			(void)fail(err, errlen, "%s exists and is not a socket", path);
+			(void)sim_fail(err, errlen, "%s exists and is not a socket", path);
 			goto out;
 		}
 		(void)unlink(path); /* left over from a previous run */
@@ -221,18 +207,18 @@ sim_server_start(const char *path, const struct sim_fw *fw, struct sim_server **
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if ((srv->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
-		(void)fail(err, errlen, "socket: %s", strerror(errno));
+		(void)sim_fail(err, errlen, "socket: %s", strerror(errno));
 		goto out;
 	}
 	old = umask(0177); /* the socket is created 0600 */
 	i = bind(srv->lfd, (const struct sockaddr *)&sa, sizeof(sa));
 	(void)umask(old);
 	if (i != 0) {
-		(void)fail(err, errlen, "%s: bind: %s", path, strerror(errno));
+		(void)sim_fail(err, errlen, "%s: bind: %s", path, strerror(errno));
 		goto out;
 	}
 	if (chmod(path, 0600) != 0 || listen(srv->lfd, 16) != 0) {
-		(void)fail(err, errlen, "%s: %s", path, strerror(errno));
+		(void)sim_fail(err, errlen, "%s: %s", path, strerror(errno));
 		(void)unlink(path);
 		goto out;
 	}

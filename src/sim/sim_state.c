@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,27 +51,6 @@ struct sim_state {
 
 static const char *const ca_file[CA_ROLES] = { "ark", "ask", "asvk" };
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	size_t n;
-	unsigned long e;
-
-	if (err == NULL || errlen == 0)
-		return -1;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* Add OpenSSL's reason, if it has one. */
-	if ((e = ERR_peek_last_error()) != 0 && (n = strlen(err)) + 4 < errlen) {
-		(void)snprintf(err + n, errlen - n, " (%s)", ERR_reason_error_string(e) != NULL ?
-							       ERR_reason_error_string(e) : "OpenSSL");
-	}
-	ERR_clear_error();
-	return -1;
-}
-
 static int
 role_index(snp_cert_role role)
 {
@@ -107,17 +85,17 @@ ensure_dir(const char *path, mode_t mode, bool private_dir, char *err, size_t er
 	struct stat sb;
 
 	if (mkdir(path, mode) != 0 && errno != EEXIST)
-		return fail(err, errlen, "%s: cannot create directory: %s", path, strerror(errno));
+		return sim_fail(err, errlen, "%s: cannot create directory: %s", path, strerror(errno));
 	if (stat(path, &sb) != 0)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return sim_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (!S_ISDIR(sb.st_mode))
-		return fail(err, errlen, "%s: not a directory", path);
+		return sim_fail(err, errlen, "%s: not a directory", path);
 	if (private_dir) {
 		if (sb.st_uid != geteuid())
-			return fail(err, errlen, "%s: owned by uid %u, not by us", path, (unsigned)sb.st_uid);
+			return sim_fail(err, errlen, "%s: owned by uid %u, not by us", path, (unsigned)sb.st_uid);
 		if ((sb.st_mode & 077) != 0) {
 			if (chmod(path, 0700) != 0)
-				return fail(err, errlen, "%s: cannot chmod 0700: %s", path, strerror(errno));
+				return sim_fail(err, errlen, "%s: cannot chmod 0700: %s", path, strerror(errno));
 			sim_log(SIM_LOG_WARN, "%s: was mode %04o, now 0700", path,
 				(unsigned)(sb.st_mode & 07777));
 		}
@@ -141,12 +119,12 @@ read_private(const char *path, uint8_t **buf, size_t *len, char *err, size_t err
 	int rc;
 
 	if (stat(path, &sb) != 0)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return sim_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if ((sb.st_mode & 077) != 0)
-		return fail(err, errlen, "%s: mode %04o, private files must be 0600", path,
+		return sim_fail(err, errlen, "%s: mode %04o, private files must be 0600", path,
 			    (unsigned)(sb.st_mode & 07777));
 	if ((rc = file_read_all(path, STATE_FILE_MAX, buf, len)) != 0)
-		return fail(err, errlen, "%s: %s", path, strerror(-rc));
+		return sim_fail(err, errlen, "%s: %s", path, strerror(-rc));
 	return 0;
 }
 
@@ -156,7 +134,7 @@ write_file(const char *path, const uint8_t *data, size_t len, mode_t mode, char 
 	int rc;
 
 	if ((rc = atomic_write_file(path, data, len, mode)) != 0)
-		return fail(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+		return sim_fail(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
 	return 0;
 }
 
@@ -170,37 +148,37 @@ sim_state_open(const char *dir, struct sim_state **out, char *err, size_t errlen
 	int r = -1;
 
 	if (dir == NULL || strlen(dir) >= sizeof(st->dir) - 64) {
-		(void)fail(err, errlen, "state directory path missing or too long");
+		(void)sim_fail(err, errlen, "state directory path missing or too long");
 		goto out;
 	}
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
-		(void)fail(err, errlen, "out of memory");
+		(void)sim_fail(err, errlen, "out of memory");
 		goto out;
 	}
 	if (pthread_mutex_init(&st->lock, NULL) != 0) {
 		free(st);
 		st = NULL;
-		(void)fail(err, errlen, "cannot create a mutex");
+		(void)sim_fail(err, errlen, "cannot create a mutex");
 		goto out;
 	}
 	memcpy(st->dir, dir, strlen(dir) + 1);
 	if (ensure_dir(dir, 0700, true, err, errlen) != 0)
 		goto out;
 	if (path_join(path, sizeof(path), dir, "chip.secret", NULL) != 0) {
-		(void)fail(err, errlen, "%s: path too long", dir);
+		(void)sim_fail(err, errlen, "%s: path too long", dir);
 		goto out;
 	}
 	if (file_exists(path)) {
 		if (read_private(path, &buf, &len, err, errlen) != 0)
 			goto out;
 		if (len != SIM_CHIP_SECRET_LEN) {
-			(void)fail(err, errlen, "%s: %zu bytes, expected %u", path, len, SIM_CHIP_SECRET_LEN);
+			(void)sim_fail(err, errlen, "%s: %zu bytes, expected %u", path, len, SIM_CHIP_SECRET_LEN);
 			goto out;
 		}
 		memcpy(st->secret, buf, SIM_CHIP_SECRET_LEN);
 	} else {
 		if (RAND_priv_bytes(st->secret, SIM_CHIP_SECRET_LEN) != 1) {
-			(void)fail(err, errlen, "no random bytes for the chip secret");
+			(void)sim_fail(err, errlen, "no random bytes for the chip secret");
 			goto out;
 		}
 		if (write_file(path, st->secret, SIM_CHIP_SECRET_LEN, 0600, err, errlen) != 0)
@@ -535,7 +513,7 @@ load_ca(struct sim_state *st, snp_product p, const char *pdir, char *err, size_t
 			goto out;
 		if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL ||
 		    (ca.key[i] = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL) {
-			(void)fail(err, errlen, "%s: not a PEM private key", path);
+			(void)sim_fail(err, errlen, "%s: not a PEM private key", path);
 			goto out;
 		}
 		BIO_free(b);
@@ -545,12 +523,12 @@ load_ca(struct sim_state *st, snp_product p, const char *pdir, char *err, size_t
 		(void)snprintf(name, sizeof(name), "%s.pem", ca_file[i]);
 		if (path_join(path, sizeof(path), pdir, name, NULL) != 0 ||
 		    file_read_all(path, STATE_FILE_MAX, &buf, &len) != 0) {
-			(void)fail(err, errlen, "%s: cannot read", path);
+			(void)sim_fail(err, errlen, "%s: cannot read", path);
 			goto out;
 		}
 		if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL ||
 		    (ca.cert[i] = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
-			(void)fail(err, errlen, "%s: not a PEM certificate", path);
+			(void)sim_fail(err, errlen, "%s: not a PEM certificate", path);
 			goto out;
 		}
 		BIO_free(b);
@@ -558,7 +536,7 @@ load_ca(struct sim_state *st, snp_product p, const char *pdir, char *err, size_t
 		free(buf);
 		buf = NULL;
 		if (EVP_PKEY_eq(X509_get0_pubkey(ca.cert[i]), ca.key[i]) != 1) {
-			(void)fail(err, errlen, "%s: certificate does not match %s.key", path, ca_file[i]);
+			(void)sim_fail(err, errlen, "%s: certificate does not match %s.key", path, ca_file[i]);
 			goto out;
 		}
 	}
@@ -594,14 +572,14 @@ create_ca(struct sim_state *st, snp_product p, const char *pdir, char *err, size
 		CA_KEY_BITS, pdir);
 	for (i = 0; i < CA_ROLES; i++) {
 		if ((ca.key[i] = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)CA_KEY_BITS)) == NULL) {
-			(void)fail(err, errlen, "RSA-%d key generation failed", CA_KEY_BITS);
+			(void)sim_fail(err, errlen, "RSA-%d key generation failed", CA_KEY_BITS);
 			goto out;
 		}
 		(void)snprintf(cn, sizeof(cn), "%s%s", cn_prefix[i], snp_product_kds_name(p));
 		ca.cert[i] = make_ca_cert(cn, ca.key[i], i == 0 ? NULL : ca.cert[0],
 					  i == 0 ? NULL : ca.key[0], now);
 		if (ca.cert[i] == NULL) {
-			(void)fail(err, errlen, "cannot issue the %s certificate", cn);
+			(void)sim_fail(err, errlen, "cannot issue the %s certificate", cn);
 			goto out;
 		}
 	}
@@ -610,7 +588,7 @@ create_ca(struct sim_state *st, snp_product p, const char *pdir, char *err, size
 		(void)snprintf(name, sizeof(name), "%s.key", ca_file[i]);
 		if (path_join(path, sizeof(path), pdir, name, NULL) != 0 ||
 		    key_to_pem(ca.key[i], &buf, &len) != 0) {
-			(void)fail(err, errlen, "cannot encode the %s key", ca_file[i]);
+			(void)sim_fail(err, errlen, "cannot encode the %s key", ca_file[i]);
 			goto out;
 		}
 		if (write_file(path, buf, len, 0600, err, errlen) != 0)
@@ -622,7 +600,7 @@ create_ca(struct sim_state *st, snp_product p, const char *pdir, char *err, size
 		(void)snprintf(name, sizeof(name), "%s.pem", ca_file[i]);
 		if (path_join(path, sizeof(path), pdir, name, NULL) != 0 ||
 		    x509_to_pem(ca.cert[i], &buf, &len) != 0) {
-			(void)fail(err, errlen, "cannot encode the %s certificate", ca_file[i]);
+			(void)sim_fail(err, errlen, "cannot encode the %s certificate", ca_file[i]);
 			goto out;
 		}
 		if (write_file(path, buf, len, 0644, err, errlen) != 0)
@@ -651,12 +629,12 @@ ensure_ca_locked(struct sim_state *st, snp_product p, char *err, size_t errlen)
 	char pdir[PATH_MAX], path[PATH_MAX];
 
 	if (!product_ok(p))
-		return fail(err, errlen, "unknown product");
+		return sim_fail(err, errlen, "unknown product");
 	if (st->ca[p].loaded)
 		return 0;
 	if (path_join(pdir, sizeof(pdir), st->dir, snp_product_name(p), NULL) != 0 ||
 	    path_join(path, sizeof(path), pdir, "ark.pem", NULL) != 0)
-		return fail(err, errlen, "%s: path too long", st->dir);
+		return sim_fail(err, errlen, "%s: path too long", st->dir);
 	if (ensure_dir(pdir, 0700, true, err, errlen) != 0)
 		return -1;
 	if (file_exists(path))
@@ -698,12 +676,12 @@ sim_state_ca_cert(struct sim_state *st, snp_product p, snp_cert_role role, bool 
 	int i = role_index(role), r = -1;
 
 	if (i < 0)
-		return fail(err, errlen, "not a CA role");
+		return sim_fail(err, errlen, "not a CA role");
 	pthread_mutex_lock(&st->lock);
 	if (ensure_ca_locked(st, p, err, errlen) != 0)
 		goto out;
 	if ((pem ? x509_to_pem(st->ca[p].cert[i], out, len) : x509_to_der(st->ca[p].cert[i], out, len)) != 0) {
-		(void)fail(err, errlen, "cannot encode the %s certificate", ca_file[i]);
+		(void)sim_fail(err, errlen, "cannot encode the %s certificate", ca_file[i]);
 		goto out;
 	}
 	r = 0;
@@ -843,14 +821,14 @@ sim_state_leaf(struct sim_state *st, snp_product p, snp_cert_role role,
 	int r = -1;
 
 	if (role != SNP_ROLE_VCEK && role != SNP_ROLE_VLEK)
-		return fail(err, errlen, "a leaf is a VCEK or a VLEK");
+		return sim_fail(err, errlen, "a leaf is a VCEK or a VLEK");
 	if (!vlek && chip_id == NULL)
-		return fail(err, errlen, "a VCEK needs a chip id");
+		return sim_fail(err, errlen, "a VCEK needs a chip id");
 	pthread_mutex_lock(&st->lock);
 	if (ensure_ca_locked(st, p, err, errlen) != 0)
 		goto out;
 	if (leaf_key(st, p, vlek, chip_id, tcb, &key) != 0) {
-		(void)fail(err, errlen, "cannot derive the %s key", vlek ? "VLEK" : "VCEK");
+		(void)sim_fail(err, errlen, "cannot derive the %s key", vlek ? "VLEK" : "VCEK");
 		goto out;
 	}
 	if (vlek) {
@@ -861,18 +839,18 @@ sim_state_leaf(struct sim_state *st, snp_product p, snp_cert_role role,
 	}
 	if (path_join(dir, sizeof(dir), st->dir, snp_product_name(p), vlek ? "vlek" : "vcek") != 0 ||
 	    path_join(path, sizeof(path), dir, name, NULL) != 0) {
-		(void)fail(err, errlen, "%s: path too long", st->dir);
+		(void)sim_fail(err, errlen, "%s: path too long", st->dir);
 		goto out;
 	}
 	if (ensure_dir(dir, 0700, true, err, errlen) != 0)
 		goto out;
 	if ((x = load_leaf(path, key)) == NULL) {
 		if ((x = issue_leaf(&st->ca[p], p, vlek, chip_id, tcb, key)) == NULL) {
-			(void)fail(err, errlen, "cannot issue the %s", vlek ? "VLEK" : "VCEK");
+			(void)sim_fail(err, errlen, "cannot issue the %s", vlek ? "VLEK" : "VCEK");
 			goto out;
 		}
 		if (x509_to_der(x, &buf, &len) != 0) {
-			(void)fail(err, errlen, "cannot encode the %s", vlek ? "VLEK" : "VCEK");
+			(void)sim_fail(err, errlen, "cannot encode the %s", vlek ? "VLEK" : "VCEK");
 			goto out;
 		}
 		if (write_file(path, buf, len, 0644, err, errlen) != 0)
@@ -880,7 +858,7 @@ sim_state_leaf(struct sim_state *st, snp_product p, snp_cert_role role,
 		sim_log(SIM_LOG_INFO, "issued a %s %s for TCB 0x%016llx", snp_product_name(p),
 			vlek ? "VLEK" : "VCEK", (unsigned long long)tcb);
 	} else if (x509_to_der(x, &buf, &len) != 0) {
-		(void)fail(err, errlen, "cannot encode the %s", vlek ? "VLEK" : "VCEK");
+		(void)sim_fail(err, errlen, "cannot encode the %s", vlek ? "VLEK" : "VCEK");
 		goto out;
 	}
 	*der = buf;
@@ -920,11 +898,11 @@ sim_state_crl(struct sim_state *st, snp_product p, uint8_t **der, size_t *der_le
 	    X509_CRL_set1_lastUpdate(crl, tu) != 1 || X509_CRL_set1_nextUpdate(crl, nu) != 1 ||
 	    (mctx = pss_ctx(st->ca[p].key[0])) == NULL || X509_CRL_sign_ctx(crl, mctx) <= 0 ||
 	    (n = i2d_X509_CRL(crl, &buf)) <= 0) {
-		(void)fail(err, errlen, "cannot issue the %s CRL", snp_product_name(p));
+		(void)sim_fail(err, errlen, "cannot issue the %s CRL", snp_product_name(p));
 		goto out;
 	}
 	if ((*der = malloc((size_t)n)) == NULL) {
-		(void)fail(err, errlen, "out of memory");
+		(void)sim_fail(err, errlen, "out of memory");
 		goto out;
 	}
 	memcpy(*der, buf, (size_t)n);
@@ -960,7 +938,7 @@ sim_state_export_roots(struct sim_state *st, const char *outdir, int *count, cha
 			(void)snprintf(name, sizeof(name), "%s_%s.pem", ca_file[i],
 				       snp_product_name((snp_product)p));
 			if (path_join(path, sizeof(path), outdir, name, NULL) != 0)
-				return fail(err, errlen, "%s: path too long", outdir);
+				return sim_fail(err, errlen, "%s: path too long", outdir);
 			if (sim_state_ca_cert(st, (snp_product)p, role, true, &pem, &len, err, errlen) != 0)
 				return -1;
 			if (write_file(path, pem, len, 0644, err, errlen) != 0) {

@@ -340,20 +340,6 @@ sha256(const uint8_t *buf, size_t len, uint8_t out[32])
 	return SNP_OK;
 }
 
-static int
-asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
-		ERR_clear_error();
-		return -1;
-	}
-	*out = timegm(&tm);
-	return 0;
-}
-
 /* True when buf[off..len) holds only ASCII whitespace. */
 static bool
 only_space(const uint8_t *buf, size_t off, size_t len)
@@ -551,8 +537,8 @@ snp_cert_parse(const uint8_t *buf, size_t len, snp_cert **out, snp_error *err)
 		r = snp_fail(err, r, "certificate: SHA-256 failed");
 		goto out;
 	}
-	if (asn1_time_to_time_t(X509_get0_notBefore(c->x509), &c->not_before) != 0 ||
-	    asn1_time_to_time_t(X509_get0_notAfter(c->x509), &c->not_after) != 0) {
+	if (snp_asn1_time(X509_get0_notBefore(c->x509), &c->not_before) != 0 ||
+	    snp_asn1_time(X509_get0_notAfter(c->x509), &c->not_after) != 0) {
 		r = snp_fail(err, SNP_E_FORMAT, "certificate: validity times cannot be decoded");
 		goto out;
 	}

@@ -55,6 +55,9 @@ struct snp_cert {
 int snp_trust_check_signer(snp_trust *t, const snp_cert *signer, snp_product product, time_t at,
 			   bool require_crl, snp_error *err);
 
+/* An ASN.1 time as a time_t (UTC).  Returns 0, or -1 (OpenSSL queue cleared). */
+int snp_asn1_time(const ASN1_TIME *t, time_t *out);
+
 /* True when all n bytes are zero. */
 bool snp_all_zero(const uint8_t *p, size_t n);
 

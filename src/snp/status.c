@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const char *
 snp_status_class(int status)
@@ -61,6 +62,20 @@ snp_fail_append_openssl(snp_error *err)
 			(void)snprintf(err->detail + used, sizeof(err->detail) - used, " (%s)", buf);
 	}
 	ERR_clear_error();
+}
+
+int
+snp_asn1_time(const ASN1_TIME *t, time_t *out)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	*out = timegm(&tm);
+	return 0;
 }
 
 bool

@@ -600,20 +600,6 @@ out:
 	return r;
 }
 
-static int
-asn1_time_to_time_t(const ASN1_TIME *a, time_t *out)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (a == NULL || ASN1_TIME_to_tm(a, &tm) != 1) {
-		ERR_clear_error();
-		return -1;
-	}
-	*out = timegm(&tm);
-	return 0;
-}
-
 /*
  * Build the revoked entries of `crl` into *out and *nout.  Each entry's
  * issuer is the certificateIssuer entry extension if present, else the one of
@@ -764,12 +750,12 @@ snp_trust_add_crl(snp_trust *t, const uint8_t *buf, size_t len, snp_error *err)
 		r = snp_fail(err, SNP_E_FORMAT, "CRL: encoding is not DER");
 		goto out;
 	}
-	if (asn1_time_to_time_t(X509_CRL_get0_lastUpdate(crl), &this_update) != 0) {
+	if (snp_asn1_time(X509_CRL_get0_lastUpdate(crl), &this_update) != 0) {
 		r = snp_fail(err, SNP_E_FORMAT, "CRL: thisUpdate cannot be decoded");
 		goto out;
 	}
 	has_next = X509_CRL_get0_nextUpdate(crl) != NULL;
-	if (has_next && asn1_time_to_time_t(X509_CRL_get0_nextUpdate(crl), &next_update) != 0) {
+	if (has_next && snp_asn1_time(X509_CRL_get0_nextUpdate(crl), &next_update) != 0) {
 		r = snp_fail(err, SNP_E_FORMAT, "CRL: nextUpdate cannot be decoded");
 		goto out;
 	}
