@@ -205,7 +205,20 @@ struct verdict {
 	int status;             /* SNP_OK or a rejection class */
 	snp_error err;
 	snp_verify_result result;
+	int report_signing_key; /* KEY_INFO.SIGNING_KEY once the report parsed, else -1 */
 };
+
+static json_t *
+signing_key_json(int key)
+{
+	if (key == (int)SNP_SIGNING_KEY_VCEK)
+		return json_string("vcek");
+	if (key == (int)SNP_SIGNING_KEY_VLEK)
+		return json_string("vlek");
+	if (key == (int)SNP_SIGNING_KEY_NONE)
+		return json_string("none");
+	return json_null();
+}
 
 static int
 print_verdict(const struct verify_args *a, const struct verdict *v, time_t at)
@@ -234,11 +247,14 @@ print_verdict(const struct verify_args *a, const struct verdict *v, time_t at)
 		goto out;
 	if (v->status == SNP_OK &&
 	    (json_object_set_new(o, "product", json_string(snp_product_name(v->result.product))) != 0 ||
-	     json_object_set_new(o, "signing_key", json_string(v->result.signing_key == SNP_SIGNING_KEY_VLEK ? "vlek" : "vcek")) != 0 ||
+	     json_object_set_new(o, "signing_key", signing_key_json((int)v->result.signing_key)) != 0 ||
 	     json_object_set_new(o, "reported_tcb", tcb_to_json(v->result.reported_tcb.raw, v->result.product)) != 0))
 		goto out;
-	if (v->status != SNP_OK && a->opts.product != SNP_PRODUCT_UNKNOWN &&
-	    json_object_set_new(o, "product", json_string(snp_product_name(a->opts.product))) != 0)
+	/* On a rejection, say what is known: the product asked for, the key the report names. */
+	if (v->status != SNP_OK &&
+	    (json_object_set_new(o, "product", a->opts.product != SNP_PRODUCT_UNKNOWN ?
+				json_string(snp_product_name(a->opts.product)) : json_null()) != 0 ||
+	     json_object_set_new(o, "signing_key", signing_key_json(v->report_signing_key)) != 0))
 		goto out;
 	r = cli_print_json(o);
 out:
@@ -323,6 +339,7 @@ run_verify(struct verify_args *a, struct verdict *v)
 	size_t i;
 
 	v->status = SNP_OK;
+	v->report_signing_key = -1;
 	if (read_input("report", a->report, &report_buf, &report_len) != 0 ||
 	    (a->cert != NULL && read_input("certificate", a->cert, &cert_buf, &cert_len) != 0) ||
 	    (a->certs != NULL && read_input("certificate table", a->certs, &table_buf, &table_len) != 0) ||
@@ -342,6 +359,7 @@ run_verify(struct verify_args *a, struct verdict *v)
 
 	if ((v->status = snp_report_parse(report_buf, report_len, &report, &v->err)) != SNP_OK)
 		goto out;
+	v->report_signing_key = (int)snp_report_signing_key(report);
 	if (table_buf != NULL) {
 		table = table_buf;
 		table_bytes = table_len;
