@@ -2,18 +2,16 @@
 #include "sim/sim_log.h"
 #include "sim/sim_launch.h"
 
-#include "common/fileio.h"
+#include "common/inifile.h"
 #include "common/hex.h"
 #include "sim/sim_boot.h"
 #include "sim/sim_num.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define LAUNCH_FILE_MAX (64u * 1024u)
 
 enum key_kind {
 	K_PRODUCT,
@@ -358,96 +356,21 @@ sim_launch_set(struct sim_launch *l, const char *key, const char *value, char *e
 	return sim_fail(err, errlen, "key '%s': internal error", key);
 }
 
-/* inih glue: a reader that counts lines, so errors can name them. */
-struct ini_ctx {
-	struct sim_launch *l;
-	const char *path;
-	const char *text; /* remaining file text */
-	unsigned line;
-	char *err;
-	size_t errlen;
-	bool failed;
-};
-
-static char *
-ini_read_line(char *str, int num, void *stream)
-{
-	struct ini_ctx *c = stream;
-	size_t n = 0, max;
-
-	if (num <= 1 || c->text[0] == '\0')
-		return NULL;
-	max = (size_t)num - 1;
-	while (n < max && c->text[n] != '\0' && c->text[n] != '\n')
-		n++;
-	if (n < max && c->text[n] == '\n')
-		n++;
-	memcpy(str, c->text, n);
-	str[n] = '\0';
-	c->text += n;
-	/* A line longer than the buffer arrives in pieces; count only the piece with
-	 * the newline (or the last one). */
-	if (n > 0 && (str[n - 1] == '\n' || c->text[0] == '\0'))
-		c->line++;
-	return str;
-}
-
+/* One key of a launch file: the [launch] section or none. */
 static int
-launch_ini_entry(void *user, const char *section, const char *name, const char *value)
+launch_ini_entry(void *arg, const char *section, const char *name, const char *value, char *msg,
+		 size_t msglen)
 {
-	struct ini_ctx *c = user;
-	char msg[SIM_LAUNCH_ERR_MAX];
-
-	if (c->failed)
-		return 0;
-	if (section[0] != '\0' && strcmp(section, "launch") != 0) {
-		(void)sim_fail(c->err, c->errlen, "%s:%u: key '%s': unknown section [%s] (use [launch])",
-			   c->path, c->line, name, section);
-		c->failed = true;
-		return 0;
-	}
-	if (sim_launch_set(c->l, name, value, msg, sizeof(msg)) != 0) {
-		(void)sim_fail(c->err, c->errlen, "%s:%u: %s", c->path, c->line, msg);
-		c->failed = true;
-		return 0;
-	}
-	return 1;
+	if (section[0] != '\0' && strcmp(section, "launch") != 0)
+		return sim_fail(msg, msglen, "key '%s': unknown section [%s] (use [launch])", name,
+				section);
+	return sim_launch_set(arg, name, value, msg, msglen);
 }
 
 int
 sim_launch_load_file(struct sim_launch *l, const char *path, char *err, size_t errlen)
 {
-	struct ini_ctx c;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int r = -1, rc;
-
-	if ((rc = file_read_all(path, LAUNCH_FILE_MAX, &buf, &len)) != 0) {
-		(void)sim_fail(err, errlen, "%s: %s", path,
-			   rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
-		goto out;
-	}
-	if (memchr(buf, '\0', len) != NULL) {
-		(void)sim_fail(err, errlen, "%s: contains a NUL byte; not a text file", path);
-		goto out;
-	}
-	memset(&c, 0, sizeof(c));
-	c.l = l;
-	c.path = path;
-	c.text = (const char *)buf;
-	c.err = err;
-	c.errlen = errlen;
-	rc = ini_parse_stream(ini_read_line, &c, launch_ini_entry, &c);
-	if (c.failed)
-		goto out;
-	if (rc != 0) {
-		(void)sim_fail(err, errlen, "%s:%d: not a 'key = value' line or a [section]", path, rc);
-		goto out;
-	}
-	r = 0;
-out:
-	free(buf);
-	return r;
+	return inifile_load(path, launch_ini_entry, l, err, errlen);
 }
 
 /* Component order in snp_tcb for sim_tcb_comp. */

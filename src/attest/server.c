@@ -1,0 +1,834 @@
+/*
+ * attestd HTTP API v1 (contract in server.h; wire formats in docs/api-attestd.md).
+ */
+#include "attest/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "attest/appraise.h"
+#include "common/hex.h"
+#include "common/jcs.h"
+#include "common/timefmt.h"
+
+#define HTTP_TIMEOUT_S 30
+#define MAX_HEADERS 16384
+#define PROBLEM_BASE "https://nitride.dev/problems/"
+
+struct worker {
+	pthread_t thread;
+	struct event_base *base;
+	struct evhttp *http;
+	attestd_server *srv;
+	bool started;
+};
+
+struct attestd_server {
+	attestd_services svc;
+	SSL_CTX *ssl;
+	int fd;
+	size_t n_workers;
+	struct worker *workers;
+	pthread_mutex_t audit_lock;
+	/* metrics */
+	unsigned long m_requests, m_challenges, m_challenge_full, m_attest[3], m_attest_bad,
+		m_attest_nonce, m_unavailable, m_appraise, m_reloads, m_reload_fail;
+};
+
+#define INC(x) __atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
+#define GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+int attestd_log_quiet;
+
+void
+attestd_log(const char *level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (attestd_log_quiet && strcmp(level, "info") == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	(void)fprintf(stderr, "attestd: %s: %s\n", level, line);
+}
+
+/* ------------------------------------------------------------ replies */
+
+static void
+send_json(struct evhttp_request *req, int code, const char *reason, json_t *body,
+	  const char *ctype)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	if (b != NULL && text != NULL)
+		(void)evbuffer_add(b, text, strlen(text));
+	evhttp_send_reply(req, code, reason, b);
+	if (b != NULL)
+		evbuffer_free(b);
+	free(text);
+	json_decref(body);
+}
+
+/* RFC 7807 problem; check/expected/actual may be NULL. */
+static void
+problem(struct evhttp_request *req, int code, const char *slug, const char *title,
+	const char *detail, const char *check, const char *expected, const char *actual,
+	json_t *extra)
+{
+	char type[128];
+	json_t *p;
+	const char *k;
+	json_t *v;
+
+	(void)snprintf(type, sizeof(type), PROBLEM_BASE "%s", slug);
+	p = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", title, "status", code,
+		      "detail", detail ? detail : title);
+	if (p != NULL && check)
+		(void)json_object_set_new(p, "check", json_string(check));
+	if (p != NULL && expected)
+		(void)json_object_set_new(p, "expected", json_string(expected));
+	if (p != NULL && actual)
+		(void)json_object_set_new(p, "actual", json_string(actual));
+	if (p != NULL && extra != NULL)
+		json_object_foreach(extra, k, v)
+			(void)json_object_set(p, k, v);
+	json_decref(extra);
+	send_json(req, code,
+		  code == 400   ? "Bad Request"
+		  : code == 401 ? "Unauthorized"
+		  : code == 403 ? "Forbidden"
+		  : code == 404 ? "Not Found"
+		  : code == 405 ? "Method Not Allowed"
+		  : code == 413 ? "Payload Too Large"
+		  : code == 503 ? "Service Unavailable"
+				: "Error",
+		  p, "application/problem+json");
+}
+
+/* ------------------------------------------------------------ input */
+
+/* The body as a JSON object (NULL with a 4xx sent). */
+static json_t *
+read_json(attestd_server *s, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const unsigned char *p;
+	json_error_t je;
+	json_t *j;
+	char d[256];
+
+	if (len > s->svc.cfg->max_body) {
+		problem(req, 413, "body-too-large", "Body too large", "the body exceeds max_body", NULL,
+			NULL, NULL, NULL);
+		return NULL;
+	}
+	if (len == 0 || (p = evbuffer_pullup(in, (ssize_t)len)) == NULL) {
+		problem(req, 400, "malformed", "Malformed request", "empty body: expected a JSON object",
+			NULL, NULL, NULL, NULL);
+		return NULL;
+	}
+	j = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL || !json_is_object(j)) {
+		(void)snprintf(d, sizeof(d), "body is not a JSON object%s%s",
+			       j == NULL ? ": " : "", j == NULL ? je.text : "");
+		json_decref(j);
+		problem(req, 400, "malformed", "Malformed request", d, NULL, NULL, NULL, NULL);
+		return NULL;
+	}
+	return j;
+}
+
+/* Strict standard base64 (padding required) of at most `max` decoded bytes. */
+static int
+b64_decode(const char *in, size_t n, size_t max, uint8_t **out, size_t *outlen)
+{
+	uint8_t *buf;
+	int w;
+	size_t pad = 0;
+
+	if (n == 0 || n % 4 != 0 || n / 4 * 3 > max + 2 || n > INT32_MAX)
+		return -1;
+	if (in[n - 1] == '=')
+		pad++;
+	if (in[n - 2] == '=')
+		pad++;
+	if ((buf = malloc(n / 4 * 3 + 1)) == NULL)
+		return -1;
+	w = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)n);
+	if (w < 0 || (size_t)w != n / 4 * 3 || (size_t)w - pad > max ||
+	    strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != n ||
+	    memchr(in, '=', n - pad) != NULL) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*outlen = (size_t)w - pad;
+	return 0;
+}
+
+static const char *
+client_addr(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (c == NULL)
+		return "?";
+	evhttp_connection_get_peer(c, &addr, &port);
+	return addr ? addr : "?";
+}
+
+static void
+audit(attestd_server *s, struct evhttp_request *req, const char *endpoint, const appraisal *a,
+      const char *jti, const char *extra_verdict)
+{
+	char t[RFC3339_LEN];
+	json_t *line, *failed = json_array();
+	char *text;
+	size_t i;
+
+	if (s->svc.audit == NULL)
+		return;
+	rfc3339_format(time(NULL), t);
+	for (i = 0; a != NULL && i < a->n_checks; i++)
+		if (!a->checks[i].ok)
+			(void)json_array_append_new(failed, json_string(a->checks[i].name));
+	line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s?}", "time", t, "client",
+			 client_addr(req), "endpoint", endpoint, "evidence_digest",
+			 a ? a->evidence_digest : "", "policy_digest", a ? a->policy_digest : "",
+			 "verdict", extra_verdict ? extra_verdict : ear_status_name(a->status),
+			 "failed", failed, "jti", jti);
+	if (line == NULL || (text = json_dumps(line, JSON_COMPACT)) == NULL) {
+		json_decref(line);
+		return;
+	}
+	(void)pthread_mutex_lock(&s->audit_lock);
+	(void)fprintf(s->svc.audit, "%s\n", text);
+	(void)fflush(s->svc.audit);
+	(void)pthread_mutex_unlock(&s->audit_lock);
+	free(text);
+	json_decref(line);
+}
+
+/* ------------------------------------------------------------ endpoints */
+
+static void
+h_challenge(attestd_server *s, struct evhttp_request *req)
+{
+	char nonce[NONCE_TEXT_LEN + 1], exp[RFC3339_LEN];
+	time_t expires = 0;
+	int r;
+
+	INC(s->m_challenges);
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > s->svc.cfg->max_body) {
+		problem(req, 413, "body-too-large", "Body too large", NULL, NULL, NULL, NULL, NULL);
+		return;
+	}
+	r = nonce_store_issue(s->svc.nonces, time(NULL), nonce, &expires);
+	if (r == NONCE_FULL) {
+		INC(s->m_challenge_full);
+		(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+		problem(req, 503, "nonce-store-full", "Too many outstanding challenges",
+			"the nonce store is full of live nonces; retry later", "nonce_store", NULL,
+			NULL, NULL);
+		return;
+	}
+	if (r != NONCE_OK) {
+		problem(req, 503, "unavailable", "No randomness", NULL, NULL, NULL, NULL, NULL);
+		return;
+	}
+	rfc3339_format(expires, exp);
+	send_json(req, 200, "OK", json_pack("{s:s, s:s, s:I}", "nonce", nonce, "expires_at", exp,
+					    "ttl", (json_int_t)s->svc.cfg->nonce_ttl),
+		  "application/json");
+}
+
+/* REPORT_DATA = SHA-384(JCS({"nonce": n, "tee-pubkey": jwk})) || 0^16 */
+static int
+binding_report_data(const char *nonce, const json_t *jwk, uint8_t out[SNP_REPORT_DATA_LEN])
+{
+	json_t *o = json_pack("{s:s, s:O}", "nonce", nonce, "tee-pubkey", jwk);
+	char *canon = NULL;
+	size_t len;
+	unsigned n = 0;
+	int r = -1;
+
+	memset(out, 0, SNP_REPORT_DATA_LEN);
+	if (o != NULL && jcs_serialize(o, &canon, &len) == 0 &&
+	    EVP_Digest(canon, len, out, &n, EVP_sha384(), NULL) == 1 && n == 48)
+		r = 0;
+	free(canon);
+	json_decref(o);
+	return r;
+}
+
+/* Decode report/certs members; sends 400 on failure. */
+static int
+get_evidence(attestd_server *s, struct evhttp_request *req, json_t *body, uint8_t **report,
+	     size_t *rlen, uint8_t **certs, size_t *clen)
+{
+	json_t *r = json_object_get(body, "report"), *c = json_object_get(body, "certs");
+
+	(void)s;
+	if (!json_is_string(r) ||
+	    b64_decode(json_string_value(r), json_string_length(r), SNP_REPORT_SIZE + 0, report,
+		       rlen) != 0) {
+		problem(req, 400, "malformed", "Malformed request",
+			"\"report\" must be the base64 of a 1184-byte attestation report", "report",
+			NULL, NULL, NULL);
+		return -1;
+	}
+	if (c != NULL && !json_is_null(c) &&
+	    (!json_is_string(c) || b64_decode(json_string_value(c), json_string_length(c),
+					      SNP_CERTTABLE_MAX_SIZE, certs, clen) != 0)) {
+		free(*report);
+		*report = NULL;
+		problem(req, 400, "malformed", "Malformed request",
+			"\"certs\" must be the base64 of a certificate table (at most 64 KiB)", "certs",
+			NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+reject(attestd_server *s, struct evhttp_request *req, const appraisal *a)
+{
+	const appraisal_check *f = appraisal_first_failure(a);
+	json_t *extra = appraisal_to_json(a, false);
+	char detail[APPRAISE_NAME_MAX + 2 * APPRAISE_VALUE_MAX + 48];
+
+	(void)s;
+	(void)snprintf(detail, sizeof(detail), "check %s failed: expected %s, got %s",
+		       f ? f->name : "?", f ? f->expected : "?", f ? f->actual : "?");
+	problem(req, 403, "attestation-rejected", "Attestation rejected", detail, f ? f->name : NULL,
+		f ? f->expected : NULL, f ? f->actual : NULL, extra);
+}
+
+static void
+h_attest(attestd_server *s, struct evhttp_request *req)
+{
+	json_t *body = NULL, *jwk;
+	const char *nonce;
+	uint8_t *report = NULL, *certs = NULL, rd[SNP_REPORT_DATA_LEN];
+	size_t rlen = 0, clen = 0;
+	const policy *pol = NULL;
+	appraisal *a = NULL;
+	appraise_input in = { 0 };
+	token_params tp = { 0 };
+	char why[200], *jwt = NULL, jti[TOKEN_JTI_LEN + 1];
+	int r;
+
+	if ((body = read_json(s, req)) == NULL) {
+		INC(s->m_attest_bad);
+		return;
+	}
+	nonce = json_string_value(json_object_get(body, "nonce"));
+	if (nonce == NULL) {
+		INC(s->m_attest_bad);
+		problem(req, 400, "malformed", "Malformed request", "\"nonce\" (string) is required",
+			"nonce", NULL, NULL, NULL);
+		goto out;
+	}
+	/* Consumed first, whatever happens next. */
+	r = nonce_store_consume(s->svc.nonces, nonce, time(NULL));
+	if (r == NONCE_MALFORMED) {
+		INC(s->m_attest_bad);
+		problem(req, 400, "malformed", "Malformed request",
+			"\"nonce\" must be 43 base64url characters (32 bytes)", "nonce", NULL, NULL,
+			NULL);
+		goto out;
+	}
+	if (r != NONCE_OK) {
+		INC(s->m_attest_nonce);
+		(void)snprintf(why, sizeof(why), "nonce %s", nonce_status_name(r));
+		problem(req, 403, "attestation-rejected", "Attestation rejected", why, "nonce",
+			"a live nonce issued by this service", nonce_status_name(r), NULL);
+		audit(s, req, "attest", NULL, NULL, why);
+		goto out;
+	}
+	jwk = json_object_get(body, "tee_pubkey");
+	if (token_check_tee_pubkey(jwk, why, sizeof(why)) != 0) {
+		INC(s->m_attest_bad);
+		problem(req, 400, "malformed", "Malformed request", why, "tee_pubkey", NULL, NULL, NULL);
+		goto out;
+	}
+	if (get_evidence(s, req, body, &report, &rlen, &certs, &clen) != 0) {
+		INC(s->m_attest_bad);
+		goto out;
+	}
+	if (binding_report_data(nonce, jwk, rd) != 0) {
+		problem(req, 400, "malformed", "Malformed request", "tee_pubkey cannot be canonicalised",
+			"tee_pubkey", NULL, NULL, NULL);
+		goto out;
+	}
+	in.report = report;
+	in.report_len = rlen;
+	in.certs = certs;
+	in.certs_len = clen;
+	in.expected_report_data = rd;
+	pol = policy_holder_get(s->svc.policies);
+	if (appraise(s->svc.coll, pol, &in, &a) != 0) {
+		problem(req, 503, "unavailable", "Out of memory", NULL, NULL, NULL, NULL, NULL);
+		goto out;
+	}
+	if (a->unavailable) {
+		INC(s->m_unavailable);
+		(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "30");
+		problem(req, 503, "collateral-unavailable", "Collateral unavailable",
+			a->unavailable_detail, "collateral", NULL, NULL, NULL);
+		audit(s, req, "attest", a, NULL, "unavailable");
+		goto out;
+	}
+	INC(s->m_attest[a->status]);
+	if (a->status == EAR_CONTRAINDICATED) {
+		reject(s, req, a);
+		audit(s, req, "attest", a, NULL, NULL);
+		attestd_log("info", "attest rejected: client %s check %s", client_addr(req),
+			    appraisal_first_failure(a) ? appraisal_first_failure(a)->name : "?");
+		goto out;
+	}
+	tp.issuer = s->svc.cfg->issuer;
+	tp.now = time(NULL);
+	tp.lifetime = s->svc.cfg->token_lifetime;
+	tp.nonce = nonce;
+	tp.tee_pubkey = jwk;
+	tp.appraisal = a;
+	if (token_issue(s->svc.signer, &tp, &jwt, jti) != 0) {
+		problem(req, 503, "unavailable", "Token signing failed", NULL, NULL, NULL, NULL, NULL);
+		goto out;
+	}
+	audit(s, req, "attest", a, jti, NULL);
+	attestd_log("info", "attest %s: client %s jti %s", ear_status_name(a->status),
+		    client_addr(req), jti);
+	send_json(req, 200, "OK", json_pack("{s:s}", "token", jwt), "application/json");
+out:
+	if (pol != NULL)
+		policy_holder_put(s->svc.policies, pol);
+	appraisal_free(a);
+	free(jwt);
+	free(report);
+	free(certs);
+	json_decref(body);
+}
+
+static bool
+admin_ok(attestd_server *s, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *tok = s->svc.cfg->admin_token;
+	size_t n = strlen(tok);
+
+	unsigned char a[32], b[32];
+	unsigned la = 0, lb = 0;
+
+	if (n == 0 || h == NULL || strncmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	/* Compare digests in constant time: neither the content nor the length of
+	 * the configured token leaks through timing. */
+	if (EVP_Digest(h, strlen(h), a, &la, EVP_sha256(), NULL) != 1 ||
+	    EVP_Digest(tok, n, b, &lb, EVP_sha256(), NULL) != 1 || la != 32 || lb != 32)
+		return false;
+	return CRYPTO_memcmp(a, b, 32) == 0;
+}
+
+static void
+h_appraise(attestd_server *s, struct evhttp_request *req)
+{
+	json_t *body = NULL, *res, *claims, *at = NULL, *rdj, *pj;
+	uint8_t *report = NULL, *certs = NULL, rd[SNP_REPORT_DATA_LEN];
+	size_t rlen = 0, clen = 0;
+	const policy *pol = NULL;
+	appraisal *a = NULL;
+	appraise_input in = { 0 };
+
+	INC(s->m_appraise);
+	if (s->svc.cfg->admin_token[0] == '\0') {
+		problem(req, 403, "admin-disabled", "Admin API disabled",
+			"no admin_token is configured", NULL, NULL, NULL, NULL);
+		return;
+	}
+	if (!admin_ok(s, req)) {
+		(void)evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+					"Bearer");
+		problem(req, 401, "unauthorized", "Unauthorized",
+			"Authorization: Bearer <admin_token> required", NULL, NULL, NULL, NULL);
+		return;
+	}
+	if ((body = read_json(s, req)) == NULL)
+		return;
+	if (get_evidence(s, req, body, &report, &rlen, &certs, &clen) != 0)
+		goto out;
+	in.report = report;
+	in.report_len = rlen;
+	in.certs = certs;
+	in.certs_len = clen;
+	if ((at = json_object_get(body, "at")) != NULL) {
+		if (!json_is_string(at) || rfc3339_parse(json_string_value(at), &in.at) != 0) {
+			problem(req, 400, "malformed", "Malformed request",
+				"\"at\" must be an RFC 3339 instant", "at", NULL, NULL, NULL);
+			goto out;
+		}
+	}
+	if ((pj = json_object_get(body, "product")) != NULL) {
+		if (!json_is_string(pj) ||
+		    (in.product = snp_product_from_name(json_string_value(pj))) == SNP_PRODUCT_UNKNOWN) {
+			problem(req, 400, "malformed", "Malformed request",
+				"\"product\" must be milan, genoa or turin", "product", NULL, NULL, NULL);
+			goto out;
+		}
+	}
+	if ((rdj = json_object_get(body, "report_data")) != NULL) {
+		if (!json_is_string(rdj) || json_string_length(rdj) != 2 * SNP_REPORT_DATA_LEN ||
+		    hex_decode(json_string_value(rdj), rd, sizeof(rd)) != 0) {
+			problem(req, 400, "malformed", "Malformed request",
+				"\"report_data\" must be 128 hex digits", "report_data", NULL, NULL,
+				NULL);
+			goto out;
+		}
+		in.expected_report_data = rd;
+	}
+	pol = policy_holder_get(s->svc.policies);
+	if (appraise(s->svc.coll, pol, &in, &a) != 0) {
+		problem(req, 503, "unavailable", "Out of memory", NULL, NULL, NULL, NULL, NULL);
+		goto out;
+	}
+	if (a->unavailable) {
+		problem(req, 503, "collateral-unavailable", "Collateral unavailable",
+			a->unavailable_detail, "collateral", NULL, NULL, NULL);
+		audit(s, req, "appraise", a, NULL, "unavailable");
+		goto out;
+	}
+	audit(s, req, "appraise", a, NULL, NULL);
+	res = appraisal_to_json(a, true);
+	if (res != NULL && (claims = appraisal_report_claims(a)) != NULL)
+		(void)json_object_set_new(res, "claims", claims);
+	send_json(req, 200, "OK", res, "application/json");
+out:
+	if (pol != NULL)
+		policy_holder_put(s->svc.policies, pol);
+	appraisal_free(a);
+	free(report);
+	free(certs);
+	json_decref(body);
+}
+
+static void
+h_metrics(attestd_server *s, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+	unsigned long f = 0, ff = 0, hits = 0;
+
+	if (b == NULL) {
+		evhttp_send_error(req, 503, NULL);
+		return;
+	}
+	collateral_stats(s->svc.coll, &f, &ff, &hits);
+	(void)evbuffer_add_printf(
+		b,
+		"# HELP attestd_http_requests_total HTTP requests received.\n"
+		"# TYPE attestd_http_requests_total counter\n"
+		"attestd_http_requests_total %lu\n"
+		"# HELP attestd_challenges_total Challenges requested.\n"
+		"# TYPE attestd_challenges_total counter\n"
+		"attestd_challenges_total %lu\n"
+		"attestd_challenges_refused_total %lu\n"
+		"# HELP attestd_attestations_total Attestations by verdict.\n"
+		"# TYPE attestd_attestations_total counter\n"
+		"attestd_attestations_total{status=\"affirming\"} %lu\n"
+		"attestd_attestations_total{status=\"warning\"} %lu\n"
+		"attestd_attestations_total{status=\"contraindicated\"} %lu\n"
+		"attestd_attestations_total{status=\"bad_nonce\"} %lu\n"
+		"attestd_attestations_total{status=\"malformed\"} %lu\n"
+		"attestd_attestations_total{status=\"unavailable\"} %lu\n"
+		"# TYPE attestd_appraisals_total counter\n"
+		"attestd_appraisals_total %lu\n"
+		"# TYPE attestd_nonces_held gauge\n"
+		"attestd_nonces_held %zu\n"
+		"# TYPE attestd_kds_requests_total counter\n"
+		"attestd_kds_requests_total %lu\n"
+		"attestd_kds_failures_total %lu\n"
+		"attestd_collateral_cache_hits_total %lu\n"
+		"# TYPE attestd_policy_reloads_total counter\n"
+		"attestd_policy_reloads_total{result=\"ok\"} %lu\n"
+		"attestd_policy_reloads_total{result=\"error\"} %lu\n",
+		GET(s->m_requests), GET(s->m_challenges), GET(s->m_challenge_full), GET(s->m_attest[0]),
+		GET(s->m_attest[1]), GET(s->m_attest[2]), GET(s->m_attest_nonce), GET(s->m_attest_bad),
+		GET(s->m_unavailable), GET(s->m_appraise), nonce_store_count(s->svc.nonces), f, ff, hits,
+		GET(s->m_reloads), GET(s->m_reload_fail));
+	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+				"text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void
+dispatch(struct evhttp_request *req, void *arg)
+{
+	attestd_server *s = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	char path[64];
+	size_t n;
+
+	INC(s->m_requests);
+	n = strcspn(uri, "?");
+	if (n >= sizeof(path)) {
+		problem(req, 404, "not-found", "Not found", NULL, NULL, NULL, NULL, NULL);
+		return;
+	}
+	memcpy(path, uri, n);
+	path[n] = '\0';
+#define ROUTE(p, meth, fn)                                                                \
+	if (strcmp(path, p) == 0) {                                                       \
+		if (m != (meth)) {                                                        \
+			(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", \
+						(meth) == EVHTTP_REQ_GET ? "GET" : "POST"); \
+			problem(req, 405, "method-not-allowed", "Method not allowed", NULL, \
+				NULL, NULL, NULL, NULL);                                  \
+			return;                                                           \
+		}                                                                         \
+		fn;                                                                       \
+		return;                                                                   \
+	}
+	ROUTE("/v1/challenge", EVHTTP_REQ_POST, h_challenge(s, req))
+	ROUTE("/v1/attest", EVHTTP_REQ_POST, h_attest(s, req))
+	ROUTE("/v1/appraise", EVHTTP_REQ_POST, h_appraise(s, req))
+	ROUTE("/v1/jwks", EVHTTP_REQ_GET,
+	      send_json(req, 200, "OK", token_signer_jwks(s->svc.signer), "application/jwk-set+json"))
+	ROUTE("/healthz", EVHTTP_REQ_GET,
+	      send_json(req, 200, "OK", json_pack("{s:s}", "status", "ok"), "application/json"))
+	ROUTE("/metrics", EVHTTP_REQ_GET, h_metrics(s, req))
+#undef ROUTE
+	problem(req, 404, "not-found", "Not found", NULL, NULL, NULL, NULL, NULL);
+}
+
+/* ------------------------------------------------------------ plumbing */
+
+static struct bufferevent *
+tls_bev(struct event_base *base, void *arg)
+{
+	attestd_server *s = arg;
+	SSL *ssl = SSL_new(s->ssl);
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	(void)event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int
+make_listener(const attestd_config *cfg, int *fd_out, char *bound, size_t boundlen, char *err,
+	      size_t errlen)
+{
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[8], host[INET6_ADDRSTRLEN];
+	int fd = -1, one = 1, gr;
+	unsigned p;
+
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	(void)snprintf(port, sizeof(port), "%u", cfg->listen_port);
+	if ((gr = getaddrinfo(cfg->listen_host, port, &hints, &ai)) != 0) {
+		(void)snprintf(err, errlen, "listen %s: %s", cfg->listen_host, gai_strerror(gr));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 512) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		(void)snprintf(err, errlen, "listen %s:%u: %s", cfg->listen_host, cfg->listen_port,
+			       strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+
+		(void)inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
+		p = ntohs(a6->sin6_port);
+		(void)snprintf(bound, boundlen, "%s://[%s]:%u", cfg->plain_http ? "http" : "https", host,
+			       p);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+
+		(void)inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host));
+		p = ntohs(a4->sin_port);
+		(void)snprintf(bound, boundlen, "%s://%s:%u", cfg->plain_http ? "http" : "https", host,
+			       p);
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static int
+make_tls(attestd_server *s, char *err, size_t errlen)
+{
+	const attestd_config *c = s->svc.cfg;
+	unsigned long e;
+
+	if ((s->ssl = SSL_CTX_new(TLS_server_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(s->ssl, c->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(s->ssl, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(s->ssl) != 1) {
+		e = ERR_get_error();
+		(void)snprintf(err, errlen, "TLS (tls_cert %s, tls_key %s): %s", c->tls_cert,
+			       c->tls_key, e ? ERR_reason_error_string(e) : "failed");
+		return -1;
+	}
+	(void)SSL_CTX_set_options(s->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	return 0;
+}
+
+int
+attestd_server_start(const attestd_services *svc, attestd_server **out, char *bound,
+		     size_t boundlen, char *err, size_t errlen)
+{
+	attestd_server *s;
+	size_t i, n = svc->cfg->workers;
+	long cpus;
+	int wfd;
+
+	if (evthread_use_pthreads() != 0) {
+		(void)snprintf(err, errlen, "libevent: no pthreads support");
+		return -1;
+	}
+	if (n == 0) {
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus > 0 ? (size_t)cpus : 1;
+		if (n > 64)
+			n = 64;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->workers = calloc(n, sizeof(*s->workers))) == NULL) {
+		free(s);
+		(void)snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->svc = *svc;
+	s->fd = -1;
+	(void)pthread_mutex_init(&s->audit_lock, NULL);
+	if (!svc->cfg->plain_http && make_tls(s, err, errlen) != 0)
+		goto fail;
+	if (make_listener(svc->cfg, &s->fd, bound, boundlen, err, errlen) != 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		struct worker *w = &s->workers[i];
+
+		w->srv = s;
+		s->n_workers = i + 1;
+		if ((w->base = event_base_new()) == NULL || (w->http = evhttp_new(w->base)) == NULL ||
+		    (wfd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			(void)snprintf(err, errlen, "worker %zu: cannot set up the event loop", i);
+			goto fail;
+		}
+		if (evhttp_accept_socket(w->http, wfd) != 0) {
+			close(wfd);
+			(void)snprintf(err, errlen, "worker %zu: cannot accept", i);
+			goto fail;
+		}
+		evhttp_set_timeout(w->http, HTTP_TIMEOUT_S);
+		evhttp_set_max_headers_size(w->http, MAX_HEADERS);
+		/* Bodies up to twice the cap are read and answered with a problem document;
+		 * beyond that libevent stops reading and answers its own 413. */
+		evhttp_set_max_body_size(w->http, 2 * (ev_ssize_t)svc->cfg->max_body);
+		/* Every common method reaches dispatch(), which answers 405 as problem+json. */
+		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+							    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+							    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+		evhttp_set_gencb(w->http, dispatch, s);
+		if (s->ssl != NULL)
+			evhttp_set_bevcb(w->http, tls_bev, s);
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			(void)snprintf(err, errlen, "worker %zu: cannot start a thread", i);
+			goto fail;
+		}
+		w->started = true;
+	}
+	*out = s;
+	return 0;
+fail:
+	attestd_server_stop(s);
+	return -1;
+}
+
+void
+attestd_server_stop(attestd_server *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->n_workers; i++)
+		if (s->workers[i].started)
+			(void)event_base_loopexit(s->workers[i].base, NULL);
+	for (i = 0; i < s->n_workers; i++)
+		if (s->workers[i].started)
+			(void)pthread_join(s->workers[i].thread, NULL);
+	for (i = 0; i < s->n_workers; i++) {
+		if (s->workers[i].http)
+			evhttp_free(s->workers[i].http);
+		if (s->workers[i].base)
+			event_base_free(s->workers[i].base);
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	SSL_CTX_free(s->ssl);
+	pthread_mutex_destroy(&s->audit_lock);
+	free(s->workers);
+	free(s);
+}
+
+void
+attestd_server_note_reload(attestd_server *s, bool ok)
+{
+	if (ok)
+		INC(s->m_reloads);
+	else
+		INC(s->m_reload_fail);
+}

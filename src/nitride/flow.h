@@ -1,0 +1,54 @@
+/*
+ * flow — Case B as the agent runs it (DESIGN.md §2, steps 2-5):
+ *
+ *   challenge (attestd) -> report binding nonce and transfer key (SNP firmware)
+ *   -> attest (attestd) -> token -> release (provd) -> the secret as a JWE
+ *
+ * The agent only ever holds the JWE, encrypted to the transfer key whose
+ * private half stays with the vHSM: it cannot read the secret.
+ */
+#ifndef NITRIDE_AGENT_FLOW_H
+#define NITRIDE_AGENT_FLOW_H
+
+#include <stddef.h>
+
+#include <nitride/snp.h>
+
+#include "nitride/http.h"
+
+#define FLOW_ERR_MAX 1024
+
+struct flow_config {
+	const char *attestd_url;  /* e.g. https://attestd.example:8443 (no trailing slash) */
+	const char *provd_url;
+	const char *snp_spec;     /* libsnp guest backend; NULL = $NITRIDE_SNP or auto */
+	struct http_opts http;
+};
+
+/* Which step failed: tells the caller (and the application behind vhsmd) why. */
+enum flow_step {
+	FLOW_OK = 0,
+	FLOW_CHALLENGE,
+	FLOW_REPORT,
+	FLOW_ATTEST,   /* attestd rejected the evidence, or was unreachable */
+	FLOW_RELEASE,  /* provd denied the release, or was unreachable */
+	FLOW_INPUT     /* bad arguments (transfer key, name) */
+};
+
+/*
+ * Run the flow for secret `name` (optionally `version` > 0) with the transfer
+ * public key `tee_pubkey_json` (an EC P-256 JWK without "d").  On success
+ * returns 0 and *jwe_out (malloc'ed compact JWE; caller frees); else returns
+ * the failing step and a one-line reason in err[] such as
+ * "attestation rejected: check measurement failed: …".
+ */
+__attribute__((warn_unused_result)) enum flow_step flow_provision(const struct flow_config *cfg,
+								   const char *name,
+								   unsigned long version,
+								   const char *tee_pubkey_json,
+								   char **jwe_out, char *err,
+								   size_t errlen);
+
+const char *flow_step_name(enum flow_step s);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * http — the agent's HTTPS client (libcurl): bounded bodies, timeouts on every
+ * request, and retries with exponential backoff and jitter for transient
+ * failures only (connection errors, 429 and 5xx, honouring Retry-After).  A
+ * definite answer (2xx, or a 4xx such as a policy denial) is never retried.
+ */
+#ifndef NITRIDE_AGENT_HTTP_H
+#define NITRIDE_AGENT_HTTP_H
+
+#include <stddef.h>
+
+#define HTTP_ERR_MAX 512
+
+struct http_opts {
+	long timeout_ms;        /* whole request, per attempt */
+	unsigned attempts;      /* >= 1 */
+	long backoff_ms;        /* first retry delay; doubled each time, with jitter */
+	long max_backoff_ms;    /* cap for one delay (also caps Retry-After) */
+	size_t max_body;        /* larger answers are an error */
+	const char *ca_bundle;  /* PEM file for HTTPS, NULL: the system store */
+};
+
+struct http_response {
+	long status;            /* HTTP status of the last attempt, 0 if none completed */
+	char *body;             /* malloc'ed, NUL-terminated; caller frees */
+	size_t body_len;
+	unsigned attempts;      /* how many were made */
+};
+
+void http_global_init(void);
+
+/*
+ * One request with the retry policy above.  `bearer` (optional) becomes an
+ * Authorization header; `json_body` (optional) is POSTed as application/json.
+ * Returns 0 when a response arrived (any status; see resp->status), -1 when
+ * none did after every attempt (transport error in err[]).  resp->body is
+ * set in both cases when a body arrived.
+ */
+__attribute__((warn_unused_result)) int http_request(const struct http_opts *o, const char *url,
+						     const char *bearer, const char *json_body,
+						     struct http_response *resp, char *err,
+						     size_t errlen);
+
+void http_response_free(struct http_response *resp);
+
+#endif
