@@ -1,8 +1,9 @@
 /*
  * nitride — the administrator's command line: reports, verification, and
- * (in later issues) measurements, secrets and diagnosis.
+ * measurements, secrets on the Provisioning Service, and diagnosis.
  */
 #include "cli/cli.h"
+#include "cli/cmd_provision.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,9 @@ usage(FILE *f)
 	      "  key derive [...]                 derive a key from the SNP firmware\n"
 	      "  doctor                           is this an SEV-SNP guest? which backend?\n"
 	      "  measure --mode snp --ovmf F ...  expected launch measurement (SEV, SEV-ES, SEV-SNP)\n"
+	      "  secret put|list|versions|rm ...  secrets on the Provisioning Service (provd)\n"
+	      "  policy set|show NAME ...         release policies on provd\n"
+	      "  audit show|verify [FILE]         provd's audit log and its hash chain\n"
 	      "\n"
 	      "Run 'nitride <command> --help' for the options of a command.\n"
 	      "Exit status: 0 success, 1 a negative answer (rejected evidence), 2 usage or I/O error.\n",
@@ -54,6 +58,12 @@ main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (strcmp(argv[1], "measure") == 0)
 		return cmd_measure(argc - 1, argv + 1);
+	if (strcmp(argv[1], "secret") == 0)
+		return cmd_secret(argc - 1, argv + 1);
+	if (strcmp(argv[1], "policy") == 0)
+		return cmd_policy(argc - 1, argv + 1);
+	if (strcmp(argv[1], "audit") == 0)
+		return cmd_audit(argc - 1, argv + 1);
 	fprintf(stderr, "nitride: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

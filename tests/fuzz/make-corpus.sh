@@ -56,6 +56,16 @@ copy cert "$vectors"/snp/certs/*.der "$vectors"/snp/certs/*.pem "$vectors"/amd/*
 copy certtable "$vectors"/snp/synthetic/*.certtable.bin
 copy ovmf "$vectors"/measure/fixtures/*.bin
 
+# vhsm_frame: hand-made frames (docs/vhsm-protocol.md), not from the vectors.
+rm -rf "${out_abs:?}/vhsm_frame"
+mkdir -p "$out_abs/vhsm_frame"
+printf 'VHSM\001\001\000\000\001\000\000\000\000\000\000\000' >"$out_abs/vhsm_frame/ping.bin"
+printf 'VHSM\001\007\000\000\002\000\000\000\033\000\000\000\001\000\003\000\000\000app\006\000\002\000\000\000hi\011\000\004\000\000\000\002\000\000\000' \
+	>"$out_abs/vhsm_frame/sign.bin"
+printf 'VHSM\001\207\000\000\002\000\000\000\012\000\000\000\016\000\004\000\000\000\002\000\000\000' \
+	>"$out_abs/vhsm_frame/denied.bin"
+echo "seeds vhsm_frame: $(find "$out_abs/vhsm_frame" -type f | wc -l) files"
+
 for sub in report cert certtable ovmf; do
 	n=$(find "$out_abs/$sub" -type f | wc -l)
 	echo "seeds $sub: $n files"

@@ -1,0 +1,430 @@
+/*
+ * Secret material, attributes, payload and JWE (contract in secret.h).
+ */
+#include "provision/secret.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjose/cjose.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "provision/util.h"
+
+/* jansson's iterators take a non-const object; they do not modify it. */
+static json_t *
+unconst(const json_t *j)
+{
+	union {
+		const json_t *c;
+		json_t *m;
+	} u = { .c = j };
+
+	return u.m;
+}
+
+static const struct {
+	const char *name;
+	int bits;         /* RSA modulus / EC field size */
+	const char *curve; /* EC only */
+} types[] = {
+	{ "aes256", 256, NULL },  { "p256", 256, "P-256" },  { "p384", 384, "P-384" },
+	{ "rsa2048", 2048, NULL }, { "rsa3072", 3072, NULL }, { "rsa4096", 4096, NULL },
+	{ "opaque", 0, NULL },
+};
+
+static int
+type_index(const char *t)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (t != NULL && strcmp(types[i].name, t) == 0)
+			return (int)i;
+	return -1;
+}
+
+bool
+secret_type_known(const char *type)
+{
+	return type_index(type) >= 0;
+}
+
+static bool
+is_ec(const char *t)
+{
+	return t[0] == 'p';
+}
+
+static bool
+is_rsa(const char *t)
+{
+	return strncmp(t, "rsa", 3) == 0;
+}
+
+/* PKCS#8 DER of pkey into the secure heap. */
+static int
+to_pkcs8(EVP_PKEY *pkey, uint8_t **mat, size_t *len)
+{
+	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
+	unsigned char *der = NULL;
+	int n;
+	uint8_t *buf;
+
+	if (p8 == NULL)
+		return -1;
+	n = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (n <= 0)
+		return -1;
+	if ((buf = OPENSSL_secure_malloc((size_t)n)) == NULL) {
+		OPENSSL_clear_free(der, (size_t)n);
+		return -1;
+	}
+	memcpy(buf, der, (size_t)n);
+	OPENSSL_clear_free(der, (size_t)n);
+	*mat = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Does pkey match the type (curve or modulus size)? */
+static bool
+key_matches(EVP_PKEY *pkey, int ti)
+{
+	char grp[32];
+	size_t gl = 0;
+
+	if (is_rsa(types[ti].name))
+		return EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) == types[ti].bits;
+	return EVP_PKEY_is_a(pkey, "EC") &&
+	       EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, grp, sizeof(grp),
+					      &gl) == 1 &&
+	       strcmp(grp, types[ti].bits == 256 ? "prime256v1" : "secp384r1") == 0;
+}
+
+int
+secret_material(const char *type, const uint8_t *in, size_t inlen, uint8_t **mat, size_t *len,
+		char *why, size_t whylen)
+{
+	int ti = type_index(type);
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	const unsigned char *p;
+	uint8_t *buf = NULL;
+	size_t n;
+	int r = -1;
+
+	if (ti < 0) {
+		(void)snprintf(why, whylen, "unknown type (aes256, p256, p384, rsa2048, rsa3072, "
+					    "rsa4096, opaque)");
+		return -1;
+	}
+	if (strcmp(type, "aes256") == 0 || strcmp(type, "opaque") == 0) {
+		n = in ? inlen : 32;
+		if (strcmp(type, "aes256") == 0 && n != 32) {
+			(void)snprintf(why, whylen, "an aes256 value is exactly 32 bytes, not %zu", n);
+			goto out;
+		}
+		if (n == 0 || n > SECRET_OPAQUE_MAX) {
+			(void)snprintf(why, whylen, "an opaque value is 1..%u bytes", SECRET_OPAQUE_MAX);
+			goto out;
+		}
+		if ((buf = OPENSSL_secure_malloc(n)) == NULL)
+			goto out;
+		if (in != NULL)
+			memcpy(buf, in, n);
+		else if (RAND_priv_bytes(buf, (int)n) != 1)
+			goto out;
+		*mat = buf;
+		*len = n;
+		buf = NULL;
+		r = 0;
+		goto out;
+	}
+	if (in == NULL) {
+		pkey = is_rsa(type) ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)types[ti].bits)
+				    : EVP_PKEY_Q_keygen(NULL, NULL, "EC",
+							types[ti].bits == 256 ? "P-256" : "P-384");
+	} else if (inlen > 11 && memcmp(in, "-----BEGIN ", 11) == 0) {
+		if ((bio = BIO_new_mem_buf(in, (int)inlen)) != NULL)
+			pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	} else {
+		p = in;
+		pkey = d2i_AutoPrivateKey(NULL, &p, (long)inlen);
+		if (pkey != NULL && p != in + inlen) {
+			EVP_PKEY_free(pkey);
+			pkey = NULL;
+		}
+	}
+	if (pkey == NULL) {
+		(void)snprintf(why, whylen, "%s", in ? "value is not a PEM or DER private key"
+						     : "key generation failed");
+		goto out;
+	}
+	if (!key_matches(pkey, ti)) {
+		(void)snprintf(why, whylen, "the private key is not of type %s", type);
+		goto out;
+	}
+	if (to_pkcs8(pkey, mat, len) != 0) {
+		(void)snprintf(why, whylen, "cannot encode the key");
+		goto out;
+	}
+	r = 0;
+out:
+	if (buf != NULL)
+		OPENSSL_secure_clear_free(buf, n);
+	BIO_free(bio);
+	EVP_PKEY_free(pkey);
+	return r;
+}
+
+static const char *const usage_names[] = { "sign", "verify", "encrypt", "decrypt", "wrap",
+					   "unwrap", "mac", "derive", NULL };
+
+int
+secret_attrs(const char *type, const json_t *in, json_t **out, char *why, size_t whylen)
+{
+	json_t *o = NULL, *u, *e;
+	const char *k;
+	json_t *v;
+	size_t i, j;
+	int r = -1;
+
+	if (in != NULL && !json_is_object(in)) {
+		(void)snprintf(why, whylen, "attributes must be an object");
+		return -1;
+	}
+	if (in != NULL)
+		json_object_foreach(unconst(in), k, v)
+			if (strcmp(k, "usages") && strcmp(k, "exportable") && strcmp(k, "persist") &&
+			    strcmp(k, "access") && strcmp(k, "require_attestation")) {
+				(void)snprintf(why, whylen, "attribute \"%.64s\": unknown", k);
+				return -1;
+			}
+	u = json_object_get(in, "usages");
+	if (u == NULL) {
+		u = strcmp(type, "aes256") == 0 ? json_pack("[s,s]", "encrypt", "decrypt")
+		    : strcmp(type, "opaque") == 0 ? json_array()
+		    : is_ec(type) ? json_pack("[s,s]", "sign", "verify")
+				  : json_pack("[s,s]", "sign", "verify");
+	} else {
+		if (!json_is_array(u) || json_array_size(u) > 8) {
+			(void)snprintf(why, whylen, "attribute \"usages\": an array of usage names");
+			return -1;
+		}
+		json_array_foreach(u, i, e) {
+			for (j = 0; usage_names[j] != NULL; j++)
+				if (json_is_string(e) && strcmp(json_string_value(e), usage_names[j]) == 0)
+					break;
+			if (usage_names[j] == NULL) {
+				(void)snprintf(why, whylen,
+					       "attribute \"usages\"[%zu]: not one of sign, verify, "
+					       "encrypt, decrypt, wrap, unwrap, mac, derive",
+					       i);
+				return -1;
+			}
+		}
+		u = json_deep_copy(u);
+	}
+	if ((o = json_object()) == NULL || u == NULL ||
+	    json_object_set_new(o, "usages", u) != 0)
+		goto out;
+	v = json_object_get(in, "exportable");
+	if (v != NULL && !json_is_boolean(v)) {
+		(void)snprintf(why, whylen, "attribute \"exportable\": true or false");
+		goto out;
+	}
+	if (json_is_true(v) && strcmp(type, "opaque") != 0) {
+		(void)snprintf(why, whylen, "attribute \"exportable\": only opaque secrets can be "
+					    "exportable");
+		goto out;
+	}
+	(void)json_object_set_new(o, "exportable", json_boolean(json_is_true(v)));
+	v = json_object_get(in, "persist");
+	if (v != NULL && !json_is_boolean(v)) {
+		(void)snprintf(why, whylen, "attribute \"persist\": true or false");
+		goto out;
+	}
+	(void)json_object_set_new(o, "persist", json_boolean(v == NULL || json_is_true(v)));
+	v = json_object_get(in, "access");
+	if (v != NULL && !json_is_object(v) && !json_is_null(v)) {
+		(void)snprintf(why, whylen, "attribute \"access\": an object (vhsmd access policy) "
+					    "or null");
+		goto out;
+	}
+	(void)json_object_set_new(o, "access", v ? json_deep_copy(v) : json_null());
+	v = json_object_get(in, "require_attestation");
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			  json_integer_value(v) > 0xffffffffLL)) {
+		(void)snprintf(why, whylen, "attribute \"require_attestation\": seconds, 0..2^32-1 "
+					    "(0: none)");
+		goto out;
+	}
+	(void)json_object_set_new(o, "require_attestation",
+				  json_integer(v ? json_integer_value(v) : 0));
+	*out = o;
+	o = NULL;
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+/* base64url of a big number padded to `size` bytes. */
+static json_t *
+bn_b64(EVP_PKEY *pkey, const char *param, size_t size)
+{
+	BIGNUM *bn = NULL;
+	uint8_t buf[1024];
+	char *s;
+	json_t *j = NULL;
+	int n;
+
+	if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1)
+		return NULL;
+	if (size == 0)
+		size = (size_t)BN_num_bytes(bn);
+	if (size > sizeof(buf) || (n = BN_bn2binpad(bn, buf, (int)size)) < 0)
+		goto out;
+	if ((s = prov_b64url_encode(buf, (size_t)n)) != NULL) {
+		j = json_string(s);
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	BN_clear_free(bn);
+	return j;
+}
+
+/* The private JWK of a PKCS#8 key. */
+static json_t *
+key_jwk(const store_item *it, int ti)
+{
+	const unsigned char *p = it->material;
+	EVP_PKEY *pkey = d2i_AutoPrivateKey(NULL, &p, (long)it->material_len);
+	json_t *j = NULL;
+	size_t fs = (size_t)(types[ti].bits + 7) / 8;
+
+	if (pkey == NULL)
+		return NULL;
+	if (is_ec(it->type))
+		j = json_pack("{s:s, s:s, s:o*, s:o*, s:o*}", "kty", "EC", "crv", types[ti].curve, "x",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_EC_PUB_X, fs), "y",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, fs), "d",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_PRIV_KEY, fs));
+	else
+		j = json_pack("{s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*}", "kty", "RSA",
+			      "n", bn_b64(pkey, OSSL_PKEY_PARAM_RSA_N, 0), "e",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_RSA_E, 0), "d",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_RSA_D, 0), "p",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_RSA_FACTOR1, 0), "q",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_RSA_FACTOR2, 0), "dp",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_RSA_EXPONENT1, 0), "dq",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_RSA_EXPONENT2, 0), "qi",
+			      bn_b64(pkey, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, 0));
+	EVP_PKEY_free(pkey);
+	if (j != NULL && json_object_size(j) != (is_ec(it->type) ? 5u : 9u)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+int
+secret_payload(const store_item *it, char **text, size_t *len)
+{
+	int ti = type_index(it->type);
+	json_t *o = NULL, *attrs = NULL, *jwk = NULL;
+	char *k = NULL, *buf = NULL;
+	size_t n = 0;
+	int r = -1;
+
+	if (ti < 0 || (attrs = json_loads(it->attrs, 0, NULL)) == NULL ||
+	    (k = prov_b64url_encode(it->material, it->material_len)) == NULL)
+		goto out;
+	o = json_pack("{s:s, s:I, s:s, s:s}", "name", it->name, "version", (json_int_t)it->version,
+		      "type", it->type, "key", k);
+	if (o == NULL || json_object_update(o, attrs) != 0)
+		goto out;
+	if (strcmp(it->type, "aes256") == 0)
+		jwk = json_pack("{s:s, s:s}", "kty", "oct", "k", k);
+	else if (strcmp(it->type, "opaque") == 0) {
+		char *b = prov_b64_encode(it->material, it->material_len);
+
+		if (b == NULL || json_object_set_new(o, "value", json_string(b)) != 0) {
+			if (b != NULL)
+				OPENSSL_cleanse(b, strlen(b));
+			free(b);
+			goto out;
+		}
+		OPENSSL_cleanse(b, strlen(b));
+		free(b);
+	} else if ((jwk = key_jwk(it, ti)) == NULL)
+		goto out;
+	if (jwk != NULL && json_object_set_new(o, "jwk", jwk) != 0) {
+		jwk = NULL;
+		goto out;
+	}
+	jwk = NULL;
+	n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+	if (n == 0 || (buf = OPENSSL_secure_malloc(n + 1)) == NULL ||
+	    json_dumpb(o, buf, n, JSON_COMPACT) != n)
+		goto out;
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL)
+		OPENSSL_secure_clear_free(buf, n + 1);
+	if (k != NULL) {
+		OPENSSL_cleanse(k, strlen(k));
+		free(k);
+	}
+	json_decref(jwk);
+	json_decref(attrs);
+	json_decref(o);
+	return r;
+}
+
+int
+secret_jwe(const json_t *to, const uint8_t *pt, size_t len, char **jwe)
+{
+	char *text = json_dumps(to, JSON_COMPACT);
+	cjose_jwk_t *jwk = NULL;
+	cjose_header_t *hdr = NULL;
+	cjose_jwe_t *enc = NULL;
+	cjose_err ce;
+	char *ser = NULL;
+	int r = -1;
+
+	if (text == NULL || (jwk = cjose_jwk_import(text, strlen(text), &ce)) == NULL ||
+	    (hdr = cjose_header_new(&ce)) == NULL ||
+	    !cjose_header_set(hdr, CJOSE_HDR_ALG, CJOSE_HDR_ALG_ECDH_ES, &ce) ||
+	    !cjose_header_set(hdr, CJOSE_HDR_ENC, CJOSE_HDR_ENC_A256GCM, &ce) ||
+	    !cjose_header_set(hdr, "cty", "application/json", &ce) ||
+	    (enc = cjose_jwe_encrypt(jwk, hdr, pt, len, &ce)) == NULL ||
+	    (ser = cjose_jwe_export(enc, &ce)) == NULL)
+		goto out;
+	if ((*jwe = strdup(ser)) == NULL)
+		goto out;
+	r = 0;
+out:
+	if (ser != NULL)
+		cjose_get_dealloc()(ser);
+	cjose_jwe_release(enc);
+	cjose_header_release(hdr);
+	cjose_jwk_release(jwk);
+	free(text);
+	return r;
+}

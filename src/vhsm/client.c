@@ -1,0 +1,730 @@
+/*
+ * libvhsm — the vHSM client.  One connection per vhsm_client, shared by
+ * threads: each request is written whole under a write lock; whichever
+ * waiting thread is not yet answered reads the next frame and hands it to
+ * the request with that id (leader/follower), so several requests are in
+ * flight at once and answers may come in any order.
+ */
+#include "nitride/vhsm.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "common/rbuf.h"
+#include "vhsm/proto.h"
+
+struct pending {
+	uint32_t id;
+	bool done;
+	uint8_t *frame; /* the whole response frame */
+	size_t len;
+	struct pending *next;
+};
+
+struct vhsm_client {
+	int fd;
+	pthread_mutex_t mu;  /* everything below */
+	pthread_cond_t cv;
+	pthread_mutex_t wmu; /* serialises writes of whole frames */
+	uint32_t next_id;
+	bool reading;        /* some thread is reading a frame */
+	bool broken;         /* the connection failed; every call fails */
+	struct pending *pend;
+};
+
+static __thread char last_msg[256];
+
+VHSM_API const char *
+vhsm_last_message(void)
+{
+	return last_msg;
+}
+
+VHSM_API void
+vhsm_buf_free(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
+}
+
+static void
+set_msg(const char *m)
+{
+	snprintf(last_msg, sizeof(last_msg), "%s", m);
+}
+
+VHSM_API int
+vhsm_connect(const char *path, vhsm_client **out)
+{
+	struct sockaddr_un sa;
+	vhsm_client *c = NULL;
+	int fd;
+
+	last_msg[0] = 0;
+	if (path == NULL)
+		path = getenv("VHSM_SOCKET");
+	if (path == NULL || *path == 0)
+		path = VHSM_DEFAULT_SOCKET;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (out == NULL || strlen(path) >= sizeof(sa.sun_path))
+		return VHSM_E_ARGUMENT;
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return VHSM_E_IO;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		snprintf(last_msg, sizeof(last_msg), "connect %s: %s", path, strerror(errno));
+		close(fd);
+		return VHSM_E_IO;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return VHSM_E_NOMEM;
+	}
+	c->fd = fd;
+	c->next_id = 1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	*out = c;
+	return VHSM_OK;
+}
+
+VHSM_API void
+vhsm_close(vhsm_client *c)
+{
+	struct pending *p, *n;
+
+	if (c == NULL)
+		return;
+	close(c->fd);
+	for (p = c->pend; p; p = n) {
+		n = p->next;
+		vhsm_buf_free(p->frame, p->len);
+		free(p);
+	}
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->wmu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+static int
+read_full(int fd, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = recv(fd, p, n, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int
+write_full(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Read one whole response frame (validated).  Caller frees *buf. */
+static int
+read_frame(int fd, uint8_t **buf, size_t *len, uint32_t *id)
+{
+	uint8_t hdr[VHSM_HDR_LEN], *b = NULL;
+	struct vhsm_frame f;
+	struct rbuf rb;
+	uint32_t blen;
+	size_t used;
+
+	if (read_full(fd, hdr, sizeof(hdr)) != 0)
+		return VHSM_E_IO;
+	if (vhsm_frame_decode(hdr, sizeof(hdr), true, &f, &used) == VHSM_DEC_BAD)
+		return VHSM_E_PROTOCOL;
+	rbuf_init(&rb, hdr + 12, 4);
+	if (rbuf_get_u32le(&rb, &blen) != 0 || blen > VHSM_BODY_MAX)
+		return VHSM_E_PROTOCOL;
+	if ((b = malloc(VHSM_HDR_LEN + (size_t)blen)) == NULL)
+		return VHSM_E_NOMEM;
+	memcpy(b, hdr, sizeof(hdr));
+	if (read_full(fd, b + VHSM_HDR_LEN, blen) != 0) {
+		vhsm_buf_free(b, VHSM_HDR_LEN + (size_t)blen);
+		return VHSM_E_IO;
+	}
+	if (vhsm_frame_decode(b, VHSM_HDR_LEN + (size_t)blen, true, &f, &used) != 0) {
+		vhsm_buf_free(b, VHSM_HDR_LEN + (size_t)blen);
+		return VHSM_E_PROTOCOL;
+	}
+	*buf = b;
+	*len = used;
+	*id = f.id;
+	return 0;
+}
+
+/* A request being built: its frame and the id it carries. */
+struct call {
+	struct vhsm_wbuf w;
+	uint8_t op;
+	uint32_t id;
+	uint8_t *resp; /* the answer frame */
+	size_t resp_len;
+	struct vhsm_frame f;
+};
+
+static void
+call_begin(vhsm_client *c, struct call *k, uint8_t op)
+{
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_lock(&c->mu);
+	k->id = c->next_id++;
+	if (c->next_id == 0)
+		c->next_id = 1;
+	pthread_mutex_unlock(&c->mu);
+	k->op = op;
+	vhsm_wbuf_init(&k->w, VHSM_HDR_LEN + VHSM_BODY_MAX);
+	vhsm_wbuf_frame(&k->w, op, k->id);
+}
+
+static void
+call_end(struct call *k)
+{
+	vhsm_wbuf_free(&k->w);
+	vhsm_buf_free(k->resp, k->resp_len);
+	k->resp = NULL;
+}
+
+/* Send the request, wait for its answer, return its status. */
+static int
+call_run(vhsm_client *c, struct call *k)
+{
+	struct pending me, **pp;
+	uint32_t status;
+	const uint8_t *m;
+	size_t ml, used;
+	int r;
+
+	last_msg[0] = 0;
+	if (c == NULL)
+		return VHSM_E_ARGUMENT;
+	if (vhsm_wbuf_finish(&k->w) != 0) {
+		set_msg("request exceeds the protocol's size cap");
+		return VHSM_E_TOO_LARGE;
+	}
+	memset(&me, 0, sizeof(me));
+	me.id = k->id;
+	pthread_mutex_lock(&c->mu);
+	if (c->broken) {
+		pthread_mutex_unlock(&c->mu);
+		set_msg("connection to vhsmd is closed");
+		return VHSM_E_IO;
+	}
+	me.next = c->pend;
+	c->pend = &me;
+	pthread_mutex_unlock(&c->mu);
+
+	pthread_mutex_lock(&c->wmu);
+	r = write_full(c->fd, k->w.p, k->w.len);
+	pthread_mutex_unlock(&c->wmu);
+
+	pthread_mutex_lock(&c->mu);
+	if (r != 0)
+		c->broken = true;
+	while (!me.done && !c->broken) {
+		if (c->reading) {
+			pthread_cond_wait(&c->cv, &c->mu);
+			continue;
+		}
+		{
+			uint8_t *buf = NULL;
+			size_t len = 0;
+			uint32_t id = 0;
+			struct pending *p;
+
+			c->reading = true;
+			pthread_mutex_unlock(&c->mu);
+			r = read_frame(c->fd, &buf, &len, &id);
+			pthread_mutex_lock(&c->mu);
+			c->reading = false;
+			if (r != 0) {
+				c->broken = true;
+			} else {
+				for (p = c->pend; p && p->id != id; p = p->next)
+					;
+				if (p == NULL || p->done) {
+					c->broken = true; /* an answer to nothing we asked */
+					vhsm_buf_free(buf, len);
+				} else {
+					p->frame = buf;
+					p->len = len;
+					p->done = true;
+				}
+			}
+			pthread_cond_broadcast(&c->cv);
+		}
+	}
+	for (pp = &c->pend; *pp; pp = &(*pp)->next) {
+		if (*pp == &me) {
+			*pp = me.next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!me.done) {
+		set_msg("connection to vhsmd failed");
+		return VHSM_E_IO;
+	}
+	k->resp = me.frame;
+	k->resp_len = me.len;
+	if (vhsm_frame_decode(k->resp, k->resp_len, true, &k->f, &used) != 0 ||
+	    k->f.type != (VHSM_RESPONSE | k->op) ||
+	    vhsm_tlv_u32(k->f.body, k->f.body_len, VHSM_T_STATUS, &status) != 0) {
+		set_msg("malformed answer from vhsmd");
+		return VHSM_E_PROTOCOL;
+	}
+	if (status != 0) {
+		if (vhsm_tlv_find(k->f.body, k->f.body_len, VHSM_T_MESSAGE, &m, &ml) == 0) {
+			size_t n = ml < sizeof(last_msg) - 1 ? ml : sizeof(last_msg) - 1;
+
+			memcpy(last_msg, m, n);
+			last_msg[n] = 0;
+		}
+		return status <= 64 ? -(int)status : VHSM_E_PROTOCOL;
+	}
+	return VHSM_OK;
+}
+
+/* Copy a response TLV into a fresh buffer. */
+static int
+take_bytes(struct call *k, uint16_t tag, uint8_t **out, size_t *len)
+{
+	const uint8_t *p;
+	size_t l;
+	uint8_t *b;
+
+	if (vhsm_tlv_find(k->f.body, k->f.body_len, tag, &p, &l) != 0) {
+		set_msg("answer lacks a field");
+		return VHSM_E_PROTOCOL;
+	}
+	if ((b = malloc(l ? l : 1)) == NULL)
+		return VHSM_E_NOMEM;
+	if (l)
+		memcpy(b, p, l);
+	*out = b;
+	*len = l;
+	return 0;
+}
+
+static int
+put_name(struct call *k, uint16_t tag, const char *name)
+{
+	if (name == NULL || !vhsm_name_valid((const uint8_t *)name, strlen(name))) {
+		set_msg("invalid key name");
+		return VHSM_E_ARGUMENT;
+	}
+	vhsm_wbuf_tlv_str(&k->w, tag, name);
+	return 0;
+}
+
+static void
+put_spec(struct call *k, const vhsm_key_spec *s)
+{
+	vhsm_wbuf_tlv_u32(&k->w, VHSM_T_KEY_TYPE, s->type);
+	if (s->usages)
+		vhsm_wbuf_tlv_u32(&k->w, VHSM_T_USAGES, s->usages);
+	vhsm_wbuf_tlv_u32(&k->w, VHSM_T_FLAGS, s->flags);
+	vhsm_wbuf_tlv_u32(&k->w, VHSM_T_MAX_AGE, s->require_attestation);
+}
+
+static void
+parse_info(const uint8_t *body, size_t len, vhsm_key_info *i)
+{
+	const uint8_t *p;
+	size_t l;
+	uint32_t v;
+
+	memset(i, 0, sizeof(*i));
+	if (vhsm_tlv_find(body, len, VHSM_T_NAME, &p, &l) == 0 && l < sizeof(i->name)) {
+		memcpy(i->name, p, l);
+		i->name[l] = 0;
+	}
+	if (vhsm_tlv_u32(body, len, VHSM_T_KEY_TYPE, &v) == 0)
+		i->type = (vhsm_key_type)v;
+	(void)vhsm_tlv_u32(body, len, VHSM_T_USAGES, &i->usages);
+	(void)vhsm_tlv_u32(body, len, VHSM_T_FLAGS, &i->flags);
+	(void)vhsm_tlv_u32(body, len, VHSM_T_VERSION, &i->version);
+	(void)vhsm_tlv_u32(body, len, VHSM_T_VERSIONS, &i->versions);
+	if (vhsm_tlv_u32(body, len, VHSM_T_ORIGIN, &v) == 0)
+		i->origin = (vhsm_origin)v;
+	(void)vhsm_tlv_u32(body, len, VHSM_T_MAX_AGE, &i->require_attestation);
+}
+
+VHSM_API int
+vhsm_ping(vhsm_client *c)
+{
+	struct call k;
+	int r;
+
+	call_begin(c, &k, VHSM_OP_PING);
+	r = call_run(c, &k);
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_generate(vhsm_client *c, const char *name, const vhsm_key_spec *spec)
+{
+	struct call k;
+	int r;
+
+	if (spec == NULL)
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_GENERATE);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0) {
+		put_spec(&k, spec);
+		r = call_run(c, &k);
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_import(vhsm_client *c, const char *name, const vhsm_key_spec *spec,
+	    const uint8_t *material, size_t len)
+{
+	struct call k;
+	int r;
+
+	if (spec == NULL || material == NULL)
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_IMPORT);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0) {
+		put_spec(&k, spec);
+		vhsm_wbuf_tlv(&k.w, VHSM_T_DATA, material, len);
+		r = call_run(c, &k);
+	}
+	call_end(&k);
+	return r;
+}
+
+/* Requests that carry only a name. */
+static int
+name_only(vhsm_client *c, uint8_t op, const char *name, struct call *k)
+{
+	int r;
+
+	call_begin(c, k, op);
+	if ((r = put_name(k, VHSM_T_NAME, name)) == 0)
+		r = call_run(c, k);
+	return r;
+}
+
+VHSM_API int
+vhsm_delete(vhsm_client *c, const char *name)
+{
+	struct call k;
+	int r = name_only(c, VHSM_OP_DELETE, name, &k);
+
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_list(vhsm_client *c, vhsm_key_info **infos, size_t *n)
+{
+	struct call k;
+	vhsm_key_info *arr = NULL;
+	size_t cnt = 0, off = 0, l;
+	const uint8_t *v;
+	uint16_t tag;
+	int r;
+
+	if (infos == NULL || n == NULL)
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_LIST);
+	if ((r = call_run(c, &k)) != 0)
+		goto out;
+	while (vhsm_tlv_next(k.f.body, k.f.body_len, &off, &tag, &v, &l) == 0)
+		cnt += tag == VHSM_T_KEYINFO;
+	if ((arr = calloc(cnt ? cnt : 1, sizeof(*arr))) == NULL) {
+		r = VHSM_E_NOMEM;
+		goto out;
+	}
+	cnt = 0;
+	off = 0;
+	while (vhsm_tlv_next(k.f.body, k.f.body_len, &off, &tag, &v, &l) == 0) {
+		if (tag != VHSM_T_KEYINFO)
+			continue;
+		if (vhsm_tlv_validate(v, l) != 0) {
+			r = VHSM_E_PROTOCOL;
+			goto out;
+		}
+		parse_info(v, l, &arr[cnt++]);
+	}
+	*infos = arr;
+	*n = cnt;
+	arr = NULL;
+out:
+	free(arr);
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_get_public(vhsm_client *c, const char *name, vhsm_key_info *info, uint8_t **spki,
+		size_t *spki_len)
+{
+	struct call k;
+	const uint8_t *p;
+	size_t l;
+	int r = name_only(c, VHSM_OP_GET_PUBLIC, name, &k);
+
+	if (r == 0) {
+		if (info)
+			parse_info(k.f.body, k.f.body_len, info);
+		if (spki && spki_len) {
+			if (vhsm_tlv_find(k.f.body, k.f.body_len, VHSM_T_PUBKEY, &p, &l) == 0)
+				r = take_bytes(&k, VHSM_T_PUBKEY, spki, spki_len);
+			else {
+				*spki = NULL;
+				*spki_len = 0;
+			}
+		}
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_sign(vhsm_client *c, const char *name, vhsm_alg alg, vhsm_hash hash, const uint8_t *msg,
+	  size_t len, uint8_t **sig, size_t *sig_len, uint32_t *version)
+{
+	struct call k;
+	int r;
+
+	if (sig == NULL || sig_len == NULL || (msg == NULL && len))
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_SIGN);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0) {
+		vhsm_wbuf_tlv(&k.w, VHSM_T_DATA, msg, len);
+		vhsm_wbuf_tlv_u32(&k.w, VHSM_T_ALG, alg);
+		vhsm_wbuf_tlv_u32(&k.w, VHSM_T_HASH, hash);
+		if ((r = call_run(c, &k)) == 0) {
+			if (version)
+				(void)vhsm_tlv_u32(k.f.body, k.f.body_len, VHSM_T_VERSION, version);
+			r = take_bytes(&k, VHSM_T_SIGNATURE, sig, sig_len);
+		}
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_verify(vhsm_client *c, const char *name, uint32_t version, vhsm_alg alg, vhsm_hash hash,
+	    const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len)
+{
+	struct call k;
+	uint32_t valid = 0;
+	int r;
+
+	if ((msg == NULL && len) || (sig == NULL && sig_len))
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_VERIFY);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0) {
+		vhsm_wbuf_tlv(&k.w, VHSM_T_DATA, msg, len);
+		vhsm_wbuf_tlv(&k.w, VHSM_T_SIGNATURE, sig, sig_len);
+		vhsm_wbuf_tlv_u32(&k.w, VHSM_T_ALG, alg);
+		vhsm_wbuf_tlv_u32(&k.w, VHSM_T_HASH, hash);
+		vhsm_wbuf_tlv_u32(&k.w, VHSM_T_VERSION, version);
+		if ((r = call_run(c, &k)) == 0) {
+			if (vhsm_tlv_u32(k.f.body, k.f.body_len, VHSM_T_VALID, &valid) != 0)
+				r = VHSM_E_PROTOCOL;
+			else if (valid != 1)
+				r = VHSM_E_BAD_SIGNATURE;
+		}
+	}
+	call_end(&k);
+	return r;
+}
+
+static int
+data_op(vhsm_client *c, uint8_t op, const char *name, vhsm_hash hash, const uint8_t *aad,
+      size_t aad_len, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	struct call k;
+	int r;
+
+	if (out == NULL || out_len == NULL || (in == NULL && in_len) || (aad == NULL && aad_len))
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, op);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0) {
+		vhsm_wbuf_tlv(&k.w, VHSM_T_DATA, in, in_len);
+		if (aad_len)
+			vhsm_wbuf_tlv(&k.w, VHSM_T_AAD, aad, aad_len);
+		if (hash)
+			vhsm_wbuf_tlv_u32(&k.w, VHSM_T_HASH, hash);
+		if ((r = call_run(c, &k)) == 0)
+			r = take_bytes(&k, VHSM_T_DATA, out, out_len);
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_encrypt(vhsm_client *c, const char *name, vhsm_hash hash, const uint8_t *aad,
+	     size_t aad_len, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	return data_op(c, VHSM_OP_ENCRYPT, name, hash, aad, aad_len, in, in_len, out, out_len);
+}
+
+VHSM_API int
+vhsm_decrypt(vhsm_client *c, const char *name, vhsm_hash hash, const uint8_t *aad,
+	     size_t aad_len, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	return data_op(c, VHSM_OP_DECRYPT, name, hash, aad, aad_len, in, in_len, out, out_len);
+}
+
+VHSM_API int
+vhsm_wrap(vhsm_client *c, const char *name, const uint8_t *in, size_t in_len, uint8_t **out,
+	  size_t *out_len)
+{
+	return data_op(c, VHSM_OP_WRAP, name, VHSM_HASH_DEFAULT, NULL, 0, in, in_len, out, out_len);
+}
+
+VHSM_API int
+vhsm_hmac(vhsm_client *c, const char *name, const uint8_t *msg, size_t len, uint8_t **mac,
+	  size_t *mac_len)
+{
+	return data_op(c, VHSM_OP_HMAC, name, VHSM_HASH_DEFAULT, NULL, 0, msg, len, mac, mac_len);
+}
+
+VHSM_API int
+vhsm_unwrap(vhsm_client *c, const char *name, const uint8_t *in, size_t in_len,
+	    const char *new_name, const vhsm_key_spec *spec)
+{
+	struct call k;
+	int r;
+
+	if (spec == NULL || (in == NULL && in_len))
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_UNWRAP);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0 &&
+	    (r = put_name(&k, VHSM_T_NEW_NAME, new_name)) == 0) {
+		put_spec(&k, spec);
+		vhsm_wbuf_tlv(&k.w, VHSM_T_DATA, in, in_len);
+		r = call_run(c, &k);
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_derive(vhsm_client *c, const char *name, const uint8_t *peer, size_t peer_len,
+	    const char *new_name, const vhsm_key_spec *spec)
+{
+	struct call k;
+	int r;
+
+	if (spec == NULL || peer == NULL)
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_DERIVE);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0 &&
+	    (r = put_name(&k, VHSM_T_NEW_NAME, new_name)) == 0) {
+		put_spec(&k, spec);
+		vhsm_wbuf_tlv(&k.w, VHSM_T_PUBKEY, peer, peer_len);
+		r = call_run(c, &k);
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_random(vhsm_client *c, size_t n, uint8_t **out)
+{
+	struct call k;
+	size_t got = 0;
+	int r;
+
+	if (out == NULL || n == 0 || n > 65536)
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_RANDOM);
+	vhsm_wbuf_tlv_u32(&k.w, VHSM_T_COUNT, (uint32_t)n);
+	if ((r = call_run(c, &k)) == 0) {
+		uint8_t *b = NULL;
+
+		if ((r = take_bytes(&k, VHSM_T_DATA, &b, &got)) == 0 && got != n) {
+			vhsm_buf_free(b, got);
+			r = VHSM_E_PROTOCOL;
+		} else if (r == 0) {
+			*out = b;
+		}
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_rotate(vhsm_client *c, const char *name, uint32_t *version)
+{
+	struct call k;
+	int r = name_only(c, VHSM_OP_ROTATE, name, &k);
+
+	if (r == 0 && version)
+		(void)vhsm_tlv_u32(k.f.body, k.f.body_len, VHSM_T_VERSION, version);
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_retire(vhsm_client *c, const char *name, uint32_t version)
+{
+	struct call k;
+	int r;
+
+	call_begin(c, &k, VHSM_OP_RETIRE);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0) {
+		vhsm_wbuf_tlv_u32(&k.w, VHSM_T_VERSION, version);
+		r = call_run(c, &k);
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_read_secret(vhsm_client *c, const char *name, uint8_t **out, size_t *out_len)
+{
+	struct call k;
+	int r;
+
+	if (out == NULL || out_len == NULL)
+		return VHSM_E_ARGUMENT;
+	r = name_only(c, VHSM_OP_READ_SECRET, name, &k);
+	if (r == 0)
+		r = take_bytes(&k, VHSM_T_DATA, out, out_len);
+	call_end(&k);
+	return r;
+}

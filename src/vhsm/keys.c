@@ -1,0 +1,777 @@
+#include "vhsm/keys.h"
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "common/rbuf.h"
+#include "vhsm/proto.h"
+
+#define DERIVE_INFO "nitride-vhsm-ecdh"
+
+bool
+vk_type_valid(uint32_t type)
+{
+	return type >= VHSM_KEY_AES256 && type <= VHSM_KEY_TYPE_MAX;
+}
+
+bool
+vk_type_asymmetric(uint32_t type)
+{
+	return type >= VHSM_KEY_EC_P256 && type <= VHSM_KEY_RSA4096;
+}
+
+uint32_t
+vk_type_usages(uint32_t type)
+{
+	switch (type) {
+	case VHSM_KEY_AES256:
+		return VHSM_USAGE_ENCRYPT | VHSM_USAGE_DECRYPT | VHSM_USAGE_WRAP | VHSM_USAGE_UNWRAP;
+	case VHSM_KEY_HMAC_SHA256:
+	case VHSM_KEY_HMAC_SHA384:
+		return VHSM_USAGE_MAC | VHSM_USAGE_VERIFY;
+	case VHSM_KEY_EC_P256:
+	case VHSM_KEY_EC_P384:
+		return VHSM_USAGE_SIGN | VHSM_USAGE_VERIFY | VHSM_USAGE_DERIVE;
+	case VHSM_KEY_ED25519:
+		return VHSM_USAGE_SIGN | VHSM_USAGE_VERIFY;
+	case VHSM_KEY_RSA2048:
+	case VHSM_KEY_RSA3072:
+	case VHSM_KEY_RSA4096:
+		return VHSM_USAGE_SIGN | VHSM_USAGE_VERIFY | VHSM_USAGE_ENCRYPT | VHSM_USAGE_DECRYPT;
+	default:
+		return 0; /* opaque secrets: only read (by flag and policy) */
+	}
+}
+
+static size_t
+sym_len(uint32_t type)
+{
+	return type == VHSM_KEY_HMAC_SHA384 ? 48 : 32;
+}
+
+void
+vk_material_clear(struct vk_material *m)
+{
+	if (m == NULL)
+		return;
+	EVP_PKEY_free(m->pk);
+	if (m->sec != NULL)
+		OPENSSL_secure_clear_free(m->sec, m->sec_len);
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+sec_dup(const uint8_t *in, size_t len, struct vk_material *out)
+{
+	uint8_t *p = OPENSSL_secure_malloc(len ? len : 1);
+
+	if (p == NULL)
+		return VHSM_E_NOMEM;
+	memcpy(p, in, len);
+	out->pk = NULL;
+	out->sec = p;
+	out->sec_len = len;
+	return 0;
+}
+
+/* Does an EVP_PKEY have the algorithm, curve and size that `type` names? */
+static bool
+pkey_matches(uint32_t type, EVP_PKEY *pk)
+{
+	char grp[64];
+	size_t glen = 0;
+
+	switch (type) {
+	case VHSM_KEY_EC_P256:
+	case VHSM_KEY_EC_P384:
+		if (!EVP_PKEY_is_a(pk, "EC") ||
+		    !EVP_PKEY_get_group_name(pk, grp, sizeof(grp), &glen))
+			return false;
+		return strcmp(grp, type == VHSM_KEY_EC_P256 ? "prime256v1" : "secp384r1") == 0 ||
+		       strcmp(grp, type == VHSM_KEY_EC_P256 ? "P-256" : "P-384") == 0;
+	case VHSM_KEY_ED25519:
+		return EVP_PKEY_is_a(pk, "ED25519");
+	case VHSM_KEY_RSA2048:
+	case VHSM_KEY_RSA3072:
+	case VHSM_KEY_RSA4096:
+		return EVP_PKEY_is_a(pk, "RSA") &&
+		       EVP_PKEY_get_bits(pk) ==
+			       (type == VHSM_KEY_RSA2048 ? 2048 : type == VHSM_KEY_RSA3072 ? 3072 : 4096);
+	default:
+		return false;
+	}
+}
+
+int
+vk_generate(uint32_t type, struct vk_material *out)
+{
+	EVP_PKEY *pk = NULL;
+	uint8_t *p = NULL;
+	size_t n;
+
+	if (!vk_type_valid(type))
+		return VHSM_E_ARGUMENT;
+	if (!vk_type_asymmetric(type)) {
+		n = sym_len(type);
+		if ((p = OPENSSL_secure_malloc(n)) == NULL)
+			return VHSM_E_NOMEM;
+		if (RAND_priv_bytes(p, (int)n) != 1) {
+			OPENSSL_secure_clear_free(p, n);
+			return VHSM_E_INTERNAL;
+		}
+		out->pk = NULL;
+		out->sec = p;
+		out->sec_len = n;
+		return 0;
+	}
+	switch (type) {
+	case VHSM_KEY_EC_P256:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case VHSM_KEY_EC_P384:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+		break;
+	case VHSM_KEY_ED25519:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	default:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
+				       (size_t)(type == VHSM_KEY_RSA2048   ? 2048
+						: type == VHSM_KEY_RSA3072 ? 3072
+									   : 4096));
+		break;
+	}
+	if (pk == NULL)
+		return VHSM_E_INTERNAL;
+	out->pk = pk;
+	out->sec = NULL;
+	out->sec_len = 0;
+	return 0;
+}
+
+int
+vk_import(uint32_t type, const uint8_t *in, size_t len, struct vk_material *out)
+{
+	EVP_PKEY *pk = NULL;
+	const unsigned char *p = in;
+
+	if (!vk_type_valid(type) || in == NULL)
+		return VHSM_E_ARGUMENT;
+	switch (type) {
+	case VHSM_KEY_AES256:
+		if (len != 32)
+			return VHSM_E_ARGUMENT;
+		return sec_dup(in, len, out);
+	case VHSM_KEY_HMAC_SHA256:
+	case VHSM_KEY_HMAC_SHA384:
+		if (len < 16 || len > 128)
+			return VHSM_E_ARGUMENT;
+		return sec_dup(in, len, out);
+	case VHSM_KEY_OPAQUE:
+		if (len < 1 || len > VK_OPAQUE_MAX)
+			return VHSM_E_ARGUMENT;
+		return sec_dup(in, len, out);
+	default:
+		break;
+	}
+	if (len > 16384)
+		return VHSM_E_ARGUMENT;
+	pk = d2i_AutoPrivateKey(NULL, &p, (long)len);
+	if (pk == NULL || p != in + len || !pkey_matches(type, pk)) {
+		EVP_PKEY_free(pk);
+		return VHSM_E_ARGUMENT;
+	}
+	out->pk = pk;
+	out->sec = NULL;
+	out->sec_len = 0;
+	return 0;
+}
+
+int
+vk_export(uint32_t type, const struct vk_material *m, uint8_t **out, size_t *len)
+{
+	uint8_t *buf = NULL, *p;
+	int n;
+
+	if (!vk_type_asymmetric(type)) {
+		if (m->sec == NULL)
+			return VHSM_E_INTERNAL;
+		if ((buf = OPENSSL_secure_malloc(m->sec_len)) == NULL)
+			return VHSM_E_NOMEM;
+		memcpy(buf, m->sec, m->sec_len);
+		*out = buf;
+		*len = m->sec_len;
+		return 0;
+	}
+	if (m->pk == NULL || (n = i2d_PrivateKey(m->pk, NULL)) <= 0)
+		return VHSM_E_INTERNAL;
+	if ((buf = OPENSSL_secure_malloc((size_t)n)) == NULL)
+		return VHSM_E_NOMEM;
+	p = buf;
+	if (i2d_PrivateKey(m->pk, &p) != n) {
+		OPENSSL_secure_clear_free(buf, (size_t)n);
+		return VHSM_E_INTERNAL;
+	}
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+int
+vk_public_der(const struct vk_material *m, uint8_t **out, size_t *len)
+{
+	unsigned char *der = NULL;
+	int n;
+
+	if (m->pk == NULL)
+		return VHSM_E_USAGE;
+	if ((n = i2d_PUBKEY(m->pk, &der)) <= 0)
+		return VHSM_E_INTERNAL;
+	*out = der;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* The digest for (type, hash); NULL for an unusable combination. */
+static const EVP_MD *
+pick_md(uint32_t type, uint32_t hash)
+{
+	switch (hash) {
+	case VHSM_HASH_DEFAULT:
+		return type == VHSM_KEY_EC_P384 ? EVP_sha384() : EVP_sha256();
+	case VHSM_HASH_SHA256:
+		return EVP_sha256();
+	case VHSM_HASH_SHA384:
+		return EVP_sha384();
+	case VHSM_HASH_SHA512:
+		return EVP_sha512();
+	default:
+		return NULL;
+	}
+}
+
+/* Check (type, alg) for signing; resolve DEFAULT.  0 or VHSM_E_*. */
+static int
+sign_alg(uint32_t type, uint32_t alg, uint32_t hash, uint32_t *ralg)
+{
+	switch (type) {
+	case VHSM_KEY_EC_P256:
+	case VHSM_KEY_EC_P384:
+		if (alg == VHSM_ALG_DEFAULT)
+			alg = VHSM_ALG_ECDSA_DER;
+		if (alg != VHSM_ALG_ECDSA_DER && alg != VHSM_ALG_ECDSA_RAW)
+			return VHSM_E_UNSUPPORTED;
+		break;
+	case VHSM_KEY_ED25519:
+		if (alg == VHSM_ALG_DEFAULT)
+			alg = VHSM_ALG_ED25519;
+		if (alg != VHSM_ALG_ED25519 || hash != VHSM_HASH_DEFAULT)
+			return VHSM_E_UNSUPPORTED;
+		break;
+	case VHSM_KEY_RSA2048:
+	case VHSM_KEY_RSA3072:
+	case VHSM_KEY_RSA4096:
+		if (alg == VHSM_ALG_DEFAULT)
+			alg = VHSM_ALG_RSA_PSS;
+		if (alg != VHSM_ALG_RSA_PSS && alg != VHSM_ALG_RSA_PKCS1)
+			return VHSM_E_UNSUPPORTED;
+		break;
+	default:
+		return VHSM_E_USAGE;
+	}
+	if (pick_md(type, hash) == NULL)
+		return VHSM_E_UNSUPPORTED;
+	*ralg = alg;
+	return 0;
+}
+
+static size_t
+ec_half(uint32_t type)
+{
+	return type == VHSM_KEY_EC_P384 ? 48 : 32;
+}
+
+/* A DigestSign/DigestVerify context set up for (type, alg, hash). */
+static int
+md_ctx_init(uint32_t type, EVP_PKEY *pk, uint32_t alg, uint32_t hash, bool sign,
+	    EVP_MD_CTX **out)
+{
+	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	const char *mdname = NULL;
+	int r = VHSM_E_INTERNAL;
+
+	if (type != VHSM_KEY_ED25519)
+		mdname = EVP_MD_get0_name(pick_md(type, hash));
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return VHSM_E_NOMEM;
+	if (sign) {
+		if (EVP_DigestSignInit_ex(ctx, &pctx, mdname, NULL, NULL, pk, NULL) != 1)
+			goto out;
+	} else if (EVP_DigestVerifyInit_ex(ctx, &pctx, mdname, NULL, NULL, pk, NULL) != 1) {
+		goto out;
+	}
+	if (alg == VHSM_ALG_RSA_PSS) {
+		if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+		    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)
+			goto out;
+	} else if (alg == VHSM_ALG_RSA_PKCS1) {
+		if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)
+			goto out;
+	}
+	*out = ctx;
+	ctx = NULL;
+	r = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+int
+vk_sign(uint32_t type, const struct vk_material *m, uint32_t alg, uint32_t hash,
+	const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len)
+{
+	EVP_MD_CTX *ctx = NULL;
+	ECDSA_SIG *es = NULL;
+	uint8_t *buf = NULL, *raw = NULL;
+	size_t n = 0, half;
+	const unsigned char *p;
+	int r;
+
+	if ((r = sign_alg(type, alg, hash, &alg)) != 0)
+		return r;
+	if (m->pk == NULL)
+		return VHSM_E_INTERNAL;
+	if ((r = md_ctx_init(type, m->pk, alg, hash, true, &ctx)) != 0)
+		return r;
+	r = VHSM_E_INTERNAL;
+	if (EVP_DigestSign(ctx, NULL, &n, msg, len) != 1 || (buf = OPENSSL_malloc(n)) == NULL)
+		goto out;
+	if (EVP_DigestSign(ctx, buf, &n, msg, len) != 1)
+		goto out;
+	if (alg == VHSM_ALG_ECDSA_RAW) {
+		const BIGNUM *br = NULL, *bs = NULL;
+
+		half = ec_half(type);
+		p = buf;
+		if ((es = d2i_ECDSA_SIG(NULL, &p, (long)n)) == NULL ||
+		    (raw = OPENSSL_malloc(2 * half)) == NULL)
+			goto out;
+		ECDSA_SIG_get0(es, &br, &bs);
+		if (BN_bn2binpad(br, raw, (int)half) < 0 || BN_bn2binpad(bs, raw + half, (int)half) < 0)
+			goto out;
+		OPENSSL_free(buf);
+		buf = raw;
+		raw = NULL;
+		n = 2 * half;
+	}
+	*sig = buf;
+	*sig_len = n;
+	buf = NULL;
+	r = 0;
+out:
+	OPENSSL_free(buf);
+	OPENSSL_free(raw);
+	ECDSA_SIG_free(es);
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+static int
+hmac_raw(uint32_t type, const struct vk_material *m, const uint8_t *msg, size_t len,
+	 uint8_t mac[EVP_MAX_MD_SIZE], unsigned *mlen)
+{
+	const EVP_MD *md = type == VHSM_KEY_HMAC_SHA384 ? EVP_sha384() : EVP_sha256();
+
+	if (m->sec == NULL || m->sec_len > INT32_MAX)
+		return VHSM_E_INTERNAL;
+	if (HMAC(md, m->sec, (int)m->sec_len, msg, len, mac, mlen) == NULL)
+		return VHSM_E_INTERNAL;
+	return 0;
+}
+
+int
+vk_verify(uint32_t type, const struct vk_material *m, uint32_t alg, uint32_t hash,
+	  const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len)
+{
+	EVP_MD_CTX *ctx = NULL;
+	ECDSA_SIG *es = NULL;
+	BIGNUM *br = NULL, *bs = NULL;
+	unsigned char *der = NULL;
+	const uint8_t *vs = sig;
+	size_t vlen = sig_len, half;
+	int r, dl;
+
+	if (type == VHSM_KEY_HMAC_SHA256 || type == VHSM_KEY_HMAC_SHA384) {
+		uint8_t mac[EVP_MAX_MD_SIZE];
+		unsigned mlen = 0;
+
+		if ((r = hmac_raw(type, m, msg, len, mac, &mlen)) == 0)
+			r = (sig_len == mlen && CRYPTO_memcmp(mac, sig, mlen) == 0)
+				    ? 0
+				    : VHSM_E_BAD_SIGNATURE;
+		OPENSSL_cleanse(mac, sizeof(mac));
+		return r;
+	}
+	if ((r = sign_alg(type, alg, hash, &alg)) != 0)
+		return r;
+	if (m->pk == NULL)
+		return VHSM_E_INTERNAL;
+	if (alg == VHSM_ALG_ECDSA_RAW) {
+		half = ec_half(type);
+		if (sig_len != 2 * half)
+			return VHSM_E_BAD_SIGNATURE;
+		r = VHSM_E_NOMEM;
+		if ((es = ECDSA_SIG_new()) == NULL ||
+		    (br = BN_bin2bn(sig, (int)half, NULL)) == NULL ||
+		    (bs = BN_bin2bn(sig + half, (int)half, NULL)) == NULL)
+			goto out;
+		if (ECDSA_SIG_set0(es, br, bs) != 1)
+			goto out;
+		br = bs = NULL;
+		if ((dl = i2d_ECDSA_SIG(es, &der)) <= 0)
+			goto out;
+		vs = der;
+		vlen = (size_t)dl;
+	}
+	if ((r = md_ctx_init(type, m->pk, alg, hash, false, &ctx)) != 0)
+		goto out;
+	r = EVP_DigestVerify(ctx, vs, vlen, msg, len) == 1 ? 0 : VHSM_E_BAD_SIGNATURE;
+out:
+	BN_free(br);
+	BN_free(bs);
+	ECDSA_SIG_free(es);
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+int
+vk_gcm_blob_version(const uint8_t *in, size_t len, uint32_t *version)
+{
+	struct rbuf b;
+
+	if (len < VK_GCM_OVERHEAD)
+		return -1;
+	rbuf_init(&b, in, len);
+	return rbuf_get_u32le(&b, version) == 0 ? 0 : -1;
+}
+
+static int
+oaep_ctx(EVP_PKEY *pk, uint32_t hash, bool enc, EVP_PKEY_CTX **out)
+{
+	EVP_PKEY_CTX *pctx = NULL;
+	const EVP_MD *md = pick_md(VHSM_KEY_RSA2048, hash);
+
+	if (md == NULL)
+		return VHSM_E_UNSUPPORTED;
+	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL)) == NULL)
+		return VHSM_E_NOMEM;
+	if ((enc ? EVP_PKEY_encrypt_init(pctx) : EVP_PKEY_decrypt_init(pctx)) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(pctx, md) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1) {
+		EVP_PKEY_CTX_free(pctx);
+		return VHSM_E_INTERNAL;
+	}
+	*out = pctx;
+	return 0;
+}
+
+static int
+rsa_oaep(const struct vk_material *m, uint32_t hash, bool enc, const uint8_t *in, size_t len,
+	 uint8_t **out, size_t *out_len)
+{
+	EVP_PKEY_CTX *pctx = NULL;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	int r;
+
+	if (m->pk == NULL)
+		return VHSM_E_INTERNAL;
+	if ((r = oaep_ctx(m->pk, hash, enc, &pctx)) != 0)
+		return r;
+	r = enc ? VHSM_E_ARGUMENT : VHSM_E_DECRYPT;
+	if ((enc ? EVP_PKEY_encrypt(pctx, NULL, &n, in, len)
+		 : EVP_PKEY_decrypt(pctx, NULL, &n, in, len)) != 1)
+		goto out;
+	if ((buf = OPENSSL_malloc(n ? n : 1)) == NULL) {
+		r = VHSM_E_NOMEM;
+		goto out;
+	}
+	if ((enc ? EVP_PKEY_encrypt(pctx, buf, &n, in, len)
+		 : EVP_PKEY_decrypt(pctx, buf, &n, in, len)) != 1)
+		goto out;
+	*out = buf;
+	*out_len = n;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL)
+		OPENSSL_clear_free(buf, n);
+	EVP_PKEY_CTX_free(pctx);
+	return r;
+}
+
+int
+vk_encrypt(uint32_t type, const struct vk_material *m, uint32_t version, uint32_t hash,
+	   const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t **out,
+	   size_t *out_len)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	uint8_t *buf = NULL;
+	size_t n;
+	int outl = 0, fl = 0, r = VHSM_E_INTERNAL;
+
+	if (type >= VHSM_KEY_RSA2048 && type <= VHSM_KEY_RSA4096) {
+		if (aad_len != 0)
+			return VHSM_E_ARGUMENT;
+		return rsa_oaep(m, hash, true, in, len, out, out_len);
+	}
+	if (type != VHSM_KEY_AES256)
+		return VHSM_E_USAGE;
+	if (len > INT32_MAX - VK_GCM_OVERHEAD || aad_len > INT32_MAX || m->sec == NULL)
+		return VHSM_E_ARGUMENT;
+	n = len + VK_GCM_OVERHEAD;
+	if ((buf = OPENSSL_malloc(n)) == NULL)
+		return VHSM_E_NOMEM;
+	put_u32le(buf, version);
+	if (RAND_bytes(buf + 4, VK_GCM_NONCE) != 1 || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		goto out;
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, m->sec, buf + 4) != 1 ||
+	    (aad_len > 0 && EVP_EncryptUpdate(ctx, NULL, &outl, aad, (int)aad_len) != 1) ||
+	    EVP_EncryptUpdate(ctx, buf + 4 + VK_GCM_NONCE, &outl, in, (int)len) != 1 ||
+	    EVP_EncryptFinal_ex(ctx, buf + 4 + VK_GCM_NONCE + outl, &fl) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, VK_GCM_TAG,
+				buf + 4 + VK_GCM_NONCE + len) != 1)
+		goto out;
+	*out = buf;
+	*out_len = n;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL)
+		OPENSSL_clear_free(buf, n);
+	EVP_CIPHER_CTX_free(ctx);
+	return r;
+}
+
+int
+vk_decrypt(uint32_t type, const struct vk_material *m, uint32_t hash, const uint8_t *aad,
+	   size_t aad_len, const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	uint8_t *buf = NULL;
+	uint8_t tag[VK_GCM_TAG];
+	size_t n = 0;
+	int outl = 0, fl = 0, r = VHSM_E_INTERNAL;
+
+	if (type >= VHSM_KEY_RSA2048 && type <= VHSM_KEY_RSA4096) {
+		if (aad_len != 0)
+			return VHSM_E_ARGUMENT;
+		return rsa_oaep(m, hash, false, in, len, out, out_len);
+	}
+	if (type != VHSM_KEY_AES256)
+		return VHSM_E_USAGE;
+	if (len < VK_GCM_OVERHEAD)
+		return VHSM_E_DECRYPT;
+	if (len > INT32_MAX || aad_len > INT32_MAX || m->sec == NULL)
+		return VHSM_E_ARGUMENT;
+	n = len - VK_GCM_OVERHEAD;
+	if ((buf = OPENSSL_malloc(n ? n : 1)) == NULL)
+		return VHSM_E_NOMEM;
+	memcpy(tag, in + len - VK_GCM_TAG, VK_GCM_TAG);
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		goto out;
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, m->sec, in + 4) != 1 ||
+	    (aad_len > 0 && EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int)aad_len) != 1) ||
+	    EVP_DecryptUpdate(ctx, buf, &outl, in + 4 + VK_GCM_NONCE, (int)n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, VK_GCM_TAG, tag) != 1)
+		goto out;
+	if (EVP_DecryptFinal_ex(ctx, buf + outl, &fl) != 1) {
+		r = VHSM_E_DECRYPT;
+		goto out;
+	}
+	*out = buf;
+	*out_len = n;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL)
+		OPENSSL_clear_free(buf, n ? n : 1);
+	EVP_CIPHER_CTX_free(ctx);
+	return r;
+}
+
+static int
+kw(const struct vk_material *m, bool enc, const uint8_t *in, size_t len, uint8_t **out,
+   size_t *out_len)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	uint8_t *buf = NULL;
+	size_t cap;
+	int outl = 0, fl = 0, r = VHSM_E_INTERNAL;
+
+	if (m->sec == NULL || m->sec_len != 32)
+		return VHSM_E_USAGE;
+	if (len == 0 || len > 2 * VK_OPAQUE_MAX + 64 || (!enc && (len < 16 || len % 8 != 0)))
+		return enc ? VHSM_E_ARGUMENT : VHSM_E_DECRYPT;
+	cap = len + 16;
+	buf = enc ? OPENSSL_malloc(cap) : OPENSSL_secure_malloc(cap);
+	if (buf == NULL)
+		return VHSM_E_NOMEM;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		goto out;
+	EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (EVP_CipherInit_ex(ctx, EVP_aes_256_wrap_pad(), NULL, m->sec, NULL, enc ? 1 : 0) != 1)
+		goto out;
+	if (EVP_CipherUpdate(ctx, buf, &outl, in, (int)len) != 1 ||
+	    EVP_CipherFinal_ex(ctx, buf + outl, &fl) != 1) {
+		r = enc ? VHSM_E_INTERNAL : VHSM_E_DECRYPT;
+		goto out;
+	}
+	*out = buf;
+	*out_len = (size_t)outl + (size_t)fl;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL) {
+		if (enc)
+			OPENSSL_clear_free(buf, cap);
+		else
+			OPENSSL_secure_clear_free(buf, cap);
+	}
+	EVP_CIPHER_CTX_free(ctx);
+	return r;
+}
+
+int
+vk_wrap(const struct vk_material *m, const uint8_t *in, size_t len, uint8_t **out,
+	size_t *out_len)
+{
+	return kw(m, true, in, len, out, out_len);
+}
+
+int
+vk_unwrap(const struct vk_material *m, const uint8_t *in, size_t len, uint8_t **out,
+	  size_t *out_len)
+{
+	return kw(m, false, in, len, out, out_len);
+}
+
+int
+vk_hmac(uint32_t type, const struct vk_material *m, const uint8_t *msg, size_t len,
+	uint8_t **mac, size_t *mac_len)
+{
+	uint8_t tmp[EVP_MAX_MD_SIZE], *buf;
+	unsigned mlen = 0;
+	int r;
+
+	if (type != VHSM_KEY_HMAC_SHA256 && type != VHSM_KEY_HMAC_SHA384)
+		return VHSM_E_USAGE;
+	if ((r = hmac_raw(type, m, msg, len, tmp, &mlen)) != 0)
+		return r;
+	if ((buf = OPENSSL_malloc(mlen)) == NULL) {
+		OPENSSL_cleanse(tmp, sizeof(tmp));
+		return VHSM_E_NOMEM;
+	}
+	memcpy(buf, tmp, mlen);
+	OPENSSL_cleanse(tmp, sizeof(tmp));
+	*mac = buf;
+	*mac_len = mlen;
+	return 0;
+}
+
+int
+vk_derive(uint32_t type, const struct vk_material *m, const uint8_t *peer, size_t peer_len,
+	  const uint8_t *info, size_t info_len, uint32_t out_type, struct vk_material *out)
+{
+	EVP_PKEY *pub = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *kctx = NULL;
+	OSSL_PARAM params[4];
+	uint8_t *z = NULL, *okm = NULL, *inf = NULL;
+	size_t zlen = 0, olen, ilen;
+	const unsigned char *p = peer;
+	int r = VHSM_E_ARGUMENT;
+
+	if (type != VHSM_KEY_EC_P256 && type != VHSM_KEY_EC_P384)
+		return VHSM_E_USAGE;
+	if (out_type != VHSM_KEY_AES256 && out_type != VHSM_KEY_HMAC_SHA256 &&
+	    out_type != VHSM_KEY_HMAC_SHA384 && out_type != VHSM_KEY_OPAQUE)
+		return VHSM_E_UNSUPPORTED;
+	if (m->pk == NULL || peer == NULL || peer_len > 4096 || info_len > VHSM_NAME_MAX)
+		return VHSM_E_ARGUMENT;
+	olen = sym_len(out_type);
+	pub = d2i_PUBKEY(NULL, &p, (long)peer_len);
+	if (pub == NULL || p != peer + peer_len || !pkey_matches(type, pub))
+		goto out;
+	r = VHSM_E_INTERNAL;
+	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, m->pk, NULL)) == NULL ||
+	    EVP_PKEY_derive_init(pctx) != 1)
+		goto out;
+	if (EVP_PKEY_derive_set_peer(pctx, pub) != 1) {
+		r = VHSM_E_ARGUMENT;
+		goto out;
+	}
+	if (EVP_PKEY_derive(pctx, NULL, &zlen) != 1 || (z = OPENSSL_secure_malloc(zlen)) == NULL ||
+	    EVP_PKEY_derive(pctx, z, &zlen) != 1)
+		goto out;
+	ilen = sizeof(DERIVE_INFO) - 1 + info_len;
+	if ((inf = OPENSSL_malloc(ilen)) == NULL || (okm = OPENSSL_secure_malloc(olen)) == NULL)
+		goto out;
+	memcpy(inf, DERIVE_INFO, sizeof(DERIVE_INFO) - 1);
+	if (info_len)
+		memcpy(inf + sizeof(DERIVE_INFO) - 1, info, info_len);
+	if ((kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL ||
+	    (kctx = EVP_KDF_CTX_new(kdf)) == NULL)
+		goto out;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)(uintptr_t)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zlen);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, inf, ilen);
+	params[3] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(kctx, okm, olen, params) != 1)
+		goto out;
+	out->pk = NULL;
+	out->sec = okm;
+	out->sec_len = olen;
+	okm = NULL;
+	r = 0;
+out:
+	if (z != NULL)
+		OPENSSL_secure_clear_free(z, zlen);
+	if (okm != NULL)
+		OPENSSL_secure_clear_free(okm, olen);
+	OPENSSL_free(inf);
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	EVP_PKEY_CTX_free(pctx);
+	EVP_PKEY_free(pub);
+	return r;
+}
+
+int
+vk_random(size_t n, uint8_t **out)
+{
+	uint8_t *buf;
+
+	if (n == 0 || n > 65536)
+		return VHSM_E_ARGUMENT;
+	if ((buf = OPENSSL_malloc(n)) == NULL)
+		return VHSM_E_NOMEM;
+	if (RAND_bytes(buf, (int)n) != 1) {
+		OPENSSL_free(buf);
+		return VHSM_E_INTERNAL;
+	}
+	*out = buf;
+	return 0;
+}

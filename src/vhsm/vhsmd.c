@@ -1,0 +1,647 @@
+/*
+ * vhsmd — the Nitride vHSM daemon (docs/vhsm.md).
+ *
+ * One thread, one poll() loop: a Unix-socket listener, per-connection bounded
+ * input and output buffers, a signalfd for SIGTERM/SIGINT (stop) and SIGHUP
+ * (reload the policy).  Keys live in OpenSSL's secure heap; the process is
+ * not dumpable and writes no core.  vhsmd opens no network connection.
+ */
+#include "vhsm/vhsmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <ini.h>
+#include <openssl/crypto.h>
+
+#include "nitride/snp.h"
+
+#define IN_CHUNK (64u * 1024u)
+#define IN_CAP (VHSM_HDR_LEN + VHSM_BODY_MAX)
+#define OUT_CAP (VHSM_HDR_LEN + VHSM_BODY_MAX) /* unread answers: stop reading above this */
+
+struct config {
+	char socket[108];
+	mode_t socket_mode;
+	char socket_group[64];
+	char policy[4096];
+	char state_dir[4096];
+	char store[4096]; /* "" = no sealed store */
+	char snp[4096];
+	size_t secure_heap;
+	size_t secure_heap_min;
+	bool allow_insecure_memory;
+	bool mlock_all;
+	bool audit_allowed;
+	unsigned max_conns;
+	struct vstore_seal seal;
+	char fields_text[256];
+	char err[512]; /* first configuration error: "file:line: key 'k': …" */
+	const char *path;
+	FILE *file;
+	int lineno;
+};
+
+struct conn {
+	int fd;
+	struct vhsm_principal who;
+	uint8_t *in;
+	size_t in_len, in_cap;
+	struct vhsm_wbuf out;
+	size_t out_off;
+};
+
+void
+vhsmd_log(const char *level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "vhsmd: %s: %s\n", level, line);
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+
+static bool
+parse_bool(const char *v, bool *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		*out = true;
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+static bool
+parse_ull(const char *v, int base, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	unsigned long long n;
+
+	if (*v == '-' || *v == 0)
+		return false;
+	errno = 0;
+	n = strtoull(v, &end, base);
+	if (errno != 0 || *end != 0 || n > max)
+		return false;
+	*out = n;
+	return true;
+}
+
+static int
+set_str(char *dst, size_t cap, const char *v)
+{
+	if (strlen(v) >= cap)
+		return 0;
+	memcpy(dst, v, strlen(v) + 1);
+	return 1;
+}
+
+/* inih's reader: fgets that counts lines, so errors can name them. */
+static char *
+cfg_reader(char *str, int num, void *stream)
+{
+	struct config *c = stream;
+	char *r = fgets(str, num, c->file);
+
+	if (r != NULL)
+		c->lineno++;
+	return r;
+}
+
+static int
+ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct config *c = user;
+	int lineno = c->lineno;
+	unsigned long long n;
+	bool ok = true, b;
+
+	if (c->err[0])
+		return 1;
+	if (strcmp(section, "vhsmd") == 0) {
+		if (strcmp(name, "socket") == 0)
+			ok = set_str(c->socket, sizeof(c->socket), value) && value[0] == '/';
+		else if (strcmp(name, "socket_mode") == 0)
+			ok = parse_ull(value, 8, 0777, &n) && ((c->socket_mode = (mode_t)n), true);
+		else if (strcmp(name, "socket_group") == 0)
+			ok = set_str(c->socket_group, sizeof(c->socket_group), value);
+		else if (strcmp(name, "policy") == 0)
+			ok = set_str(c->policy, sizeof(c->policy), value);
+		else if (strcmp(name, "state_dir") == 0)
+			ok = set_str(c->state_dir, sizeof(c->state_dir), value);
+		else if (strcmp(name, "secure_heap_size") == 0)
+			ok = parse_ull(value, 10, 1ull << 30, &n) && n >= 4096 && (n & (n - 1)) == 0 &&
+			     ((c->secure_heap = (size_t)n), true);
+		else if (strcmp(name, "secure_heap_min") == 0)
+			ok = parse_ull(value, 10, 4096, &n) && n >= 16 && (n & (n - 1)) == 0 &&
+			     ((c->secure_heap_min = (size_t)n), true);
+		else if (strcmp(name, "allow_insecure_memory") == 0)
+			ok = parse_bool(value, &b) && ((c->allow_insecure_memory = b), true);
+		else if (strcmp(name, "mlockall") == 0)
+			ok = parse_bool(value, &b) && ((c->mlock_all = b), true);
+		else if (strcmp(name, "audit_allowed") == 0)
+			ok = parse_bool(value, &b) && ((c->audit_allowed = b), true);
+		else if (strcmp(name, "max_connections") == 0)
+			ok = parse_ull(value, 10, 4096, &n) && n > 0 && ((c->max_conns = (unsigned)n), true);
+		else
+			goto unknown;
+	} else if (strcmp(section, "sealing") == 0) {
+		if (strcmp(name, "store") == 0)
+			ok = set_str(c->store, sizeof(c->store), strcmp(value, "none") == 0 ? "" : value);
+		else if (strcmp(name, "snp") == 0)
+			ok = set_str(c->snp, sizeof(c->snp), value);
+		else if (strcmp(name, "root_key") == 0) {
+			if (strcmp(value, "vcek") == 0)
+				c->seal.root_key = SNP_KEY_ROOT_VCEK;
+			else if (strcmp(value, "vmrk") == 0)
+				c->seal.root_key = SNP_KEY_ROOT_VMRK;
+			else
+				ok = false;
+		} else if (strcmp(name, "fields") == 0)
+			ok = vstore_parse_fields(value, &c->seal.fields) == 0 &&
+			     set_str(c->fields_text, sizeof(c->fields_text), value);
+		else if (strcmp(name, "guest_svn") == 0)
+			ok = parse_ull(value, 0, UINT32_MAX, &n) && ((c->seal.guest_svn = (uint32_t)n), true);
+		else if (strcmp(name, "tcb_version") == 0)
+			ok = parse_ull(value, 0, UINT64_MAX, &n) && ((c->seal.tcb_version = n), true);
+		else if (strcmp(name, "vmpl") == 0)
+			ok = parse_ull(value, 10, 3, &n) && ((c->seal.vmpl = (uint32_t)n), true);
+		else
+			goto unknown;
+	} else {
+		snprintf(c->err, sizeof(c->err), "%s:%d: unknown section [%s] (expected [vhsmd] or [sealing])",
+			 c->path, lineno, section);
+		return 1;
+	}
+	if (!ok)
+		snprintf(c->err, sizeof(c->err), "%s:%d: key '%s': invalid value '%s'", c->path, lineno,
+			 name, value);
+	return 1;
+unknown:
+	snprintf(c->err, sizeof(c->err), "%s:%d: unknown key '%s' in [%s]", c->path, lineno, name,
+		 section);
+	return 1;
+}
+
+static int
+load_config(const char *path, struct config *c)
+{
+	FILE *f;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->socket, sizeof(c->socket), "%s", VHSM_DEFAULT_SOCKET);
+	c->socket_mode = 0660;
+	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/vhsmd");
+	snprintf(c->policy, sizeof(c->policy), "/etc/vhsmd/policy.json");
+	c->secure_heap = 1u << 20;
+	c->secure_heap_min = 32;
+	c->max_conns = 256;
+	c->seal.root_key = SNP_KEY_ROOT_VCEK;
+	c->seal.fields = SNP_KEY_FIELD_MEASUREMENT | SNP_KEY_FIELD_POLICY;
+	c->path = path;
+	if (path == NULL)
+		return 0;
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	c->file = f;
+	r = ini_parse_stream(cfg_reader, c, ini_cb, c);
+	c->file = NULL;
+	fclose(f);
+	if (r > 0 && !c->err[0])
+		snprintf(c->err, sizeof(c->err), "%s:%d: syntax error", path, r);
+	return c->err[0] ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Process hardening                                                   */
+
+static int
+harden(const struct config *c)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		vhsmd_log("error", "prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
+		return -1;
+	}
+	if (setrlimit(RLIMIT_CORE, &rl) != 0) {
+		vhsmd_log("error", "setrlimit(RLIMIT_CORE, 0): %s", strerror(errno));
+		return -1;
+	}
+	/* 1: locked; 2: set up but mlock failed (not protected); 0: failed. */
+	if (CRYPTO_secure_malloc_init(c->secure_heap, c->secure_heap_min) != 1) {
+		if (!c->allow_insecure_memory) {
+			vhsmd_log("error",
+				  "cannot set up OpenSSL's secure heap (%zu bytes locked memory; check "
+				  "RLIMIT_MEMLOCK / LimitMEMLOCK=); refusing to hold keys in ordinary "
+				  "memory. Set allow_insecure_memory = yes only for development.",
+				  c->secure_heap);
+			return -1;
+		}
+		vhsmd_log("warning", "secure heap unavailable; keys in ordinary memory "
+				     "(allow_insecure_memory = yes)");
+	}
+	if (c->mlock_all && mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+		vhsmd_log("error", "mlockall: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listener and connections                                            */
+
+static int
+listen_unix(const struct config *c)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(c->socket) >= sizeof(sa.sun_path)) {
+		vhsmd_log("error", "socket path too long: %s", c->socket);
+		return -1;
+	}
+	memcpy(sa.sun_path, c->socket, strlen(c->socket) + 1);
+	if (lstat(c->socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			vhsmd_log("error", "%s exists and is not a socket", c->socket);
+			return -1;
+		}
+		unlink(c->socket);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(c->socket, c->socket_mode) != 0 ||
+	    listen(fd, 64) != 0) {
+		vhsmd_log("error", "cannot listen on %s: %s", c->socket, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (c->socket_group[0]) {
+		struct group gr, *res = NULL;
+		char buf[4096];
+
+		if (getgrnam_r(c->socket_group, &gr, buf, sizeof(buf), &res) != 0 || res == NULL ||
+		    chown(c->socket, (uid_t)-1, gr.gr_gid) != 0) {
+			vhsmd_log("error", "cannot give %s to group %s", c->socket, c->socket_group);
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+static void
+conn_free(struct conn *cn)
+{
+	if (cn == NULL)
+		return;
+	if (cn->fd >= 0)
+		close(cn->fd);
+	if (cn->in) {
+		OPENSSL_cleanse(cn->in, cn->in_cap);
+		free(cn->in);
+	}
+	vhsm_wbuf_free(&cn->out);
+	free(cn);
+}
+
+/* Read what is there and serve every whole frame.  -1: close the connection. */
+static int
+conn_read(struct vhsmd *d, struct conn *cn)
+{
+	ssize_t n;
+	size_t off = 0, used;
+	struct vhsm_frame f;
+	int r;
+
+	if (cn->in_cap - cn->in_len < IN_CHUNK / 4 && cn->in_cap < IN_CAP) {
+		size_t ncap = cn->in_cap * 2 > IN_CAP ? IN_CAP : cn->in_cap * 2;
+		uint8_t *ni = malloc(ncap);
+
+		if (ni == NULL)
+			return -1;
+		memcpy(ni, cn->in, cn->in_len);
+		OPENSSL_cleanse(cn->in, cn->in_cap);
+		free(cn->in);
+		cn->in = ni;
+		cn->in_cap = ncap;
+	}
+	if (cn->in_cap == cn->in_len)
+		return -1; /* cannot happen: a frame is at most IN_CAP */
+	n = recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, MSG_DONTWAIT);
+	if (n == 0)
+		return -1;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	cn->in_len += (size_t)n;
+	for (;;) {
+		r = vhsm_frame_decode(cn->in + off, cn->in_len - off, false, &f, &used);
+		if (r == VHSM_DEC_NEED_MORE)
+			break;
+		if (r != 0) {
+			vhsmd_log("warning", "closing connection (uid=%u pid=%d): malformed frame",
+				  (unsigned)cn->who.uid, (int)cn->who.pid);
+			return -1;
+		}
+		if (vhsmd_handle(d, &cn->who, &f, &cn->out) != 0)
+			return -1;
+		off += used;
+		if (cn->out.len - cn->out_off > OUT_CAP)
+			break; /* the peer must read its answers first */
+	}
+	if (off > 0) {
+		memmove(cn->in, cn->in + off, cn->in_len - off);
+		OPENSSL_cleanse(cn->in + cn->in_len - off, off);
+		cn->in_len -= off;
+	}
+	return 0;
+}
+
+static int
+conn_write(struct conn *cn)
+{
+	ssize_t n;
+
+	while (cn->out_off < cn->out.len) {
+		n = send(cn->fd, cn->out.p + cn->out_off, cn->out.len - cn->out_off,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		cn->out_off += (size_t)n;
+	}
+	OPENSSL_cleanse(cn->out.p, cn->out.len);
+	cn->out.len = 0;
+	cn->out_off = 0;
+	return 0;
+}
+
+static void
+sd_notify_ready(void)
+{
+	const char *ns = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa;
+	int fd;
+
+	if (ns == NULL || (ns[0] != '/' && ns[0] != '@') || strlen(ns) >= sizeof(sa.sun_path))
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, ns, strlen(ns));
+	if (ns[0] == '@')
+		sa.sun_path[0] = 0;
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(ns))) < 0)
+		vhsmd_log("warning", "sd_notify: %s", strerror(errno));
+	close(fd);
+}
+
+static int
+serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
+{
+	struct conn **conns = NULL;
+	struct pollfd *pfd = NULL;
+	size_t nconns = 0, i;
+	int r = -1;
+
+	conns = calloc(c->max_conns, sizeof(*conns));
+	pfd = calloc(c->max_conns + 2, sizeof(*pfd));
+	if (conns == NULL || pfd == NULL)
+		goto out;
+	for (;;) {
+		size_t np = 0;
+
+		pfd[np].fd = sfd;
+		pfd[np++].events = POLLIN;
+		pfd[np].fd = nconns < c->max_conns ? lfd : -1;
+		pfd[np++].events = POLLIN;
+		for (i = 0; i < nconns; i++) {
+			pfd[np].fd = conns[i]->fd;
+			pfd[np].events = (short)((conns[i]->out.len - conns[i]->out_off > OUT_CAP ? 0 : POLLIN) |
+						 (conns[i]->out.len > conns[i]->out_off ? POLLOUT : 0));
+			pfd[np++].revents = 0;
+		}
+		if (poll(pfd, np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			vhsmd_log("error", "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					struct vhsm_policy *np2 = NULL;
+					char err[512];
+
+					if (vhsm_policy_load(c->policy, &np2, err, sizeof(err)) == 0) {
+						vhsm_policy_free(d->policy);
+						d->policy = np2;
+						vhsmd_log("info", "policy reloaded from %s", c->policy);
+					} else {
+						vhsmd_log("error", "policy reload failed, keeping the old one: %s", err);
+					}
+				} else {
+					vhsmd_log("info", "signal %u: stopping", si.ssi_signo);
+					r = 0;
+					goto out;
+				}
+			}
+		}
+		/* Connections first (their pfd slots are 2..), then new ones. */
+		for (i = nconns; i-- > 0;) {
+			short re = pfd[2 + i].revents;
+			bool drop = false;
+
+			if (re & (POLLERR | POLLNVAL))
+				drop = true;
+			if (!drop && (re & (POLLIN | POLLHUP)) && conn_read(d, conns[i]) != 0)
+				drop = true;
+			if (!drop && conns[i]->out.len > conns[i]->out_off && conn_write(conns[i]) != 0)
+				drop = true;
+			if (drop) {
+				conn_free(conns[i]);
+				conns[i] = conns[--nconns];
+				conns[nconns] = NULL;
+			}
+		}
+		if (pfd[1].fd >= 0 && (pfd[1].revents & POLLIN)) {
+			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+			struct conn *cn;
+
+			if (cfd < 0)
+				continue;
+			if ((cn = calloc(1, sizeof(*cn))) == NULL) {
+				close(cfd);
+				continue;
+			}
+			cn->fd = cfd;
+			vhsm_wbuf_init(&cn->out, OUT_CAP + VHSM_HDR_LEN + VHSM_BODY_MAX);
+			if ((cn->in = malloc(IN_CHUNK)) == NULL ||
+			    vhsmd_peer_identify(cfd, vhsm_policy_needs_exe_hash(d->policy), &cn->who) != 0) {
+				vhsmd_log("warning", "refusing a connection whose caller cannot be identified");
+				conn_free(cn);
+				continue;
+			}
+			cn->in_cap = IN_CHUNK;
+			conns[nconns++] = cn;
+		}
+	}
+out:
+	for (i = 0; i < nconns; i++)
+		conn_free(conns[i]);
+	free(conns);
+	free(pfd);
+	return r;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: vhsmd [--config FILE] [--check-config]\n"
+		   "  The Nitride vHSM daemon: serves key operations on a Unix socket.\n"
+		   "  --config FILE    INI configuration (deploy/vhsmd/vhsmd.example.ini)\n"
+		   "  --check-config   check the configuration and policy, then exit\n"
+		   "  SIGTERM stops, SIGHUP reloads the policy.  docs/vhsm.md\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config *c = NULL;
+	struct vhsmd d;
+	const char *cfg = NULL;
+	char err[1024], storepath[8192];
+	bool check = false;
+	sigset_t ss;
+	int opt, lfd = -1, sfd = -1, rc = 2;
+
+	memset(&d, 0, sizeof(d));
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			cfg = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return 2;
+	if (load_config(cfg, c) != 0) {
+		vhsmd_log("error", "%s", c->err);
+		goto out;
+	}
+	if (vhsm_policy_load(c->policy, &d.policy, err, sizeof(err)) != 0) {
+		vhsmd_log("error", "policy: %s", err);
+		goto out;
+	}
+	d.log_allowed = c->audit_allowed;
+	if (check) {
+		printf("vhsmd: configuration %s and policy %s are valid\n", cfg ? cfg : "(defaults)",
+		       c->policy);
+		rc = 0;
+		goto out;
+	}
+	if (harden(c) != 0)
+		goto out;
+	umask(077);
+	if (mkdir(c->state_dir, 0700) != 0 && errno != EEXIST) {
+		vhsmd_log("error", "state_dir %s: %s", c->state_dir, strerror(errno));
+		goto out;
+	}
+	if (c->store[0]) {
+		if (c->store[0] == '/')
+			snprintf(storepath, sizeof(storepath), "%s", c->store);
+		else
+			snprintf(storepath, sizeof(storepath), "%s/%s", c->state_dir, c->store);
+		if (vstore_open(storepath, c->snp, &c->seal, &d.store, err, sizeof(err)) != 0) {
+			vhsmd_log("error", "%s", err);
+			rc = 1;
+			goto out;
+		}
+		if (vhsmd_keys_load(&d, err, sizeof(err)) != 0) {
+			vhsmd_log("error", "%s", err);
+			rc = 1;
+			goto out;
+		}
+		vhsmd_log("info", "sealed store %s open: %zu keys (%d records)", storepath, d.nkeys,
+			  vstore_count(d.store));
+	}
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &ss, NULL) != 0 ||
+	    (sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		vhsmd_log("error", "signalfd: %s", strerror(errno));
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((lfd = listen_unix(c)) < 0)
+		goto out;
+	vhsmd_log("info", "ready: socket %s pid %d secure_heap %s", c->socket, (int)getpid(),
+		  CRYPTO_secure_malloc_initialized() ? "on" : "off");
+	sd_notify_ready();
+	rc = serve(&d, c, lfd, sfd) == 0 ? 0 : 2;
+	unlink(c->socket);
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (sfd >= 0)
+		close(sfd);
+	vhsmd_keys_clear(&d);
+	vstore_close(d.store);
+	vhsm_policy_free(d.policy);
+	free(c);
+	return rc;
+}

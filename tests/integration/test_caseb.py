@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""Case B end to end, as far as the services go: a measured (simulated) VM
+gets its secret, a VM whose kernel command line changed does not.
+
+  snpsimd (measured boot) -> nitrided: challenge -> report -> attestd: token
+  -> provd: release -> JWE for the transfer key (decrypted here with jwcrypto,
+  an independent JOSE implementation, standing in for the vHSM)
+
+Usage: test_caseb.py SNPSIMD ATTESTD PROVD NITRIDED NITRIDE
+"""
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from simtest import Snpsimd  # noqa: E402
+
+try:
+    from jwcrypto import jwe, jwk
+except ImportError:
+    print("SKIP: python3-jwcrypto is not installed (run with /usr/bin/python3)")
+    sys.exit(77)
+
+SNPSIMD, ATTESTD, PROVD, NITRIDED, NITRIDE = sys.argv[1:6]
+ISSUER = "https://attestd.caseb.test"
+failures = []
+
+
+def check(cond, msg):
+    print(("ok " if cond else "FAIL: ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def start(argv, prefix):
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line.startswith(prefix):
+        p.kill()
+        raise RuntimeError(f"{argv[0]} did not start: {line!r} {p.stderr.read()}")
+    return p, line.split()[2]
+
+
+def stop(p):
+    if p is not None and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def setup_services(tmp, roots, measurement):
+    """attestd allowing exactly `measurement`; provd holding root-disk."""
+    policy = {"measurements": [measurement], "vmpls": [0], "signing_keys": ["vcek"],
+              "products": ["genoa"], "guest_policy": {"allow_debug": False}}
+    pol = os.path.join(tmp, "attest-policy.json")
+    with open(pol, "w") as f:
+        json.dump(policy, f)
+    acfg = os.path.join(tmp, "attestd.ini")
+    with open(acfg, "w") as f:
+        # The simulator's ARK is pinned explicitly (extra_roots_dir); the
+        # certificates come from the extended report, the KDS is never needed.
+        f.write(f"[attestd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
+                f"state_dir = {tmp}/attestd\npolicy = {pol}\nextra_roots_dir = {roots}\n"
+                f"kds_url = http://127.0.0.1:{closed_port()}\nkds_retries = 1\nkds_timeout = 5\n"
+                f"issuer = {ISSUER}\nworkers = 2\n")
+    attestd, aurl = start([ATTESTD, "--config", acfg], "attestd: listening")
+    jwks = urllib.request.urlopen(aurl + "/v1/jwks", timeout=10).read()
+    with open(os.path.join(tmp, "as.jwks"), "wb") as f:
+        f.write(jwks)
+
+    admin = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+    h = subprocess.run([PROVD, "--hash-token"], input=admin, capture_output=True, text=True,
+                       check=True, timeout=30).stdout.strip()
+    with open(os.path.join(tmp, "tokens"), "w") as f:
+        f.write(f"admin {h} test\n")
+    with open(os.path.join(tmp, "admin.token"), "w") as f:
+        f.write(admin + "\n")
+    pcfg = os.path.join(tmp, "provd.ini")
+    with open(pcfg, "w") as f:
+        f.write(f"[provd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
+                f"state_dir = {tmp}/provd\nas_jwks = {tmp}/as.jwks\nissuer = {ISSUER}\n"
+                f"admin_tokens = {tmp}/tokens\nworkers = 2\n")
+    provd, purl = start([PROVD, "--config", pcfg], "provd: listening")
+    secret = os.urandom(32)
+    with open(os.path.join(tmp, "disk.pass"), "wb") as f:
+        f.write(secret)
+    admin_args = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token")]
+    r = subprocess.run([NITRIDE, "secret", "put", "root-disk", "--type", "opaque",
+                        "--value-file", os.path.join(tmp, "disk.pass")] + admin_args,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "secret put: " + r.stderr.strip())
+    rp = os.path.join(tmp, "release.json")
+    with open(rp, "w") as f:
+        json.dump({"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}, f)
+    r = subprocess.run([NITRIDE, "policy", "set", "root-disk", rp] + admin_args,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "policy set: " + r.stderr.strip())
+    return attestd, aurl, provd, purl, secret
+
+
+def provision(vm, pub, out, aurl, purl, extra=()):
+    return subprocess.run([NITRIDED, "--once", "--provision", "root-disk", "--tee-pubkey", pub,
+                           "--out", out, "--attestd", aurl, "--provd", purl,
+                           "--snp", "sim:" + vm.socket] + list(extra),
+                          capture_output=True, text=True, timeout=120)
+
+
+def main():
+    vec = os.environ.get("NITRIDE_VECTORS") or os.environ.get("NITRIDE_VECTORS_DEFAULT", "")
+    m = os.path.join(vec, "measure")
+    if not os.path.isdir(m):
+        print(f"SKIP: measurement vectors not found at {vec!r}")
+        return 77
+    ovmf = os.path.join(m, "fixtures", "ovmf_AmdSev_suffix.bin")
+    kernel = os.path.join(m, "inputs", "kernel.bin")
+    initrd = os.path.join(m, "inputs", "initrd.bin")
+    good_append = "console=ttyS0 root=/dev/vda1"
+    boot = ["--boot-ovmf", ovmf, "--boot-kernel", kernel, "--boot-initrd", initrd,
+            "--boot-vcpus", "2"]
+    tmp = tempfile.mkdtemp(prefix="caseb-")
+    procs = []
+    try:
+        # The operator computes the expected measurement from the images.
+        r = subprocess.run([NITRIDE, "measure", "--mode", "snp", "--vcpus", "2", "--vcpu-type",
+                            "EPYC-v4", "--ovmf", ovmf, "--kernel", kernel, "--initrd", initrd,
+                            "--append", good_append], capture_output=True, text=True, timeout=60)
+        measurement = r.stdout.strip()
+        check(r.returncode == 0 and len(measurement) == 96, "nitride measure: " + measurement)
+
+        # One simulated chip (one state directory), booted twice below.
+        state = os.path.join(tmp, "chip")
+        roots = os.path.join(tmp, "roots")
+        subprocess.run([SNPSIMD, "--state-dir", state, "--export-roots", roots], check=True,
+                       capture_output=True, timeout=120)
+        attestd, aurl, provd, purl, secret = setup_services(tmp, roots, measurement)
+        procs += [attestd, provd]
+
+        # The vHSM's transfer key: only its public half leaves.
+        tkey = jwk.JWK.generate(kty="EC", crv="P-256")
+        pub = os.path.join(tmp, "transfer.pub.jwk")
+        with open(pub, "w") as f:
+            f.write(tkey.export_public())
+        out = os.path.join(tmp, "root-disk.jwe")
+        out2 = os.path.join(tmp, "refused.jwe")
+        cfg = os.path.join(tmp, "nitrided.ini")
+        with open(cfg, "w") as f:
+            f.write("[nitrided]\nattempts = 2\nbackoff_ms = 50\ntimeout_ms = 2000\n")
+
+        with Snpsimd(SNPSIMD, boot + ["--boot-append", good_append], state_dir=state) as vm:
+            r = provision(vm, pub, out, aurl, purl)
+            check(r.returncode == 0, "measured VM provisioned: " + r.stderr.strip())
+            if r.returncode == 0:
+                check(os.stat(out).st_mode & 0o777 == 0o600, "JWE written 0600")
+                text = open(out).read()
+                token = jwe.JWE()
+                token.deserialize(text, key=tkey)
+                payload = json.loads(token.payload)
+                got = base64.b64decode(payload["value"]) if "value" in payload else \
+                    base64.urlsafe_b64decode(payload["key"] + "==")
+                check(got == secret, "the transfer key's holder decrypts the secret")
+                try:
+                    jwe.JWE().deserialize(text, key=jwk.JWK.generate(kty="EC", crv="P-256"))
+                    check(False, "another key must not decrypt the JWE")
+                except Exception:
+                    check(True, "another key cannot decrypt the JWE")
+            # The Provisioning Service down: bounded retries, then a clear error.
+            r = provision(vm, pub, out2, aurl, f"http://127.0.0.1:{closed_port()}",
+                          ["--config", cfg])
+            check(r.returncode == 1 and "provisioning service unreachable" in r.stderr
+                  and not os.path.exists(out2), "provd down: " + r.stderr.strip())
+            # A transfer key with its private half is refused before any request.
+            priv = os.path.join(tmp, "transfer.priv.jwk")
+            with open(priv, "w") as f:
+                f.write(tkey.export_private())
+            r = provision(vm, priv, out2, aurl, purl)
+            check(r.returncode == 2 and "public" in r.stderr, "private transfer key refused")
+
+        with Snpsimd(SNPSIMD, boot + ["--boot-append", good_append + " init=/bin/sh"],
+                     state_dir=state) as vm:
+            r = provision(vm, pub, out2, aurl, purl)
+            check(r.returncode == 1 and "measurement" in r.stderr and not os.path.exists(out2),
+                  "changed kernel command line refused: " + r.stderr.strip())
+
+        r = subprocess.run([NITRIDED, "--config", cfg, "--check-config"], capture_output=True,
+                           text=True, timeout=30)
+        check(r.returncode == 0, "nitrided --check-config")
+        with open(cfg, "a") as f:
+            f.write("retries = 3\n")
+        r = subprocess.run([NITRIDED, "--config", cfg, "--check-config"], capture_output=True,
+                           text=True, timeout=30)
+        check(r.returncode != 0 and "nitrided.ini:5" in r.stderr and "retries" in r.stderr,
+              "unknown key named with file and line: " + r.stderr.strip())
+    finally:
+        for p in procs:
+            stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

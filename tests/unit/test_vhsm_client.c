@@ -1,0 +1,202 @@
+/*
+ * libvhsm against a real vhsmd (path in argv[1]): one vhsm_client shared by
+ * 8 threads with requests in flight at once, every answer checked (signatures
+ * verified by OpenSSL with the key's public half), errors per thread.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "nitride/vhsm.h"
+
+#define THREADS 8
+#define ROUNDS 150
+
+static const char *vhsmd_path;
+static char dir[] = "/tmp/test-vhsm-client-XXXXXX";
+static char sock[300];
+static pid_t daemon_pid = -1;
+static vhsm_client *shared;
+static EVP_PKEY *pub;
+
+static int
+start_daemon(void **state)
+{
+	char path[400];
+	FILE *f;
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	snprintf(path, sizeof(path), "%s/policy.json", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"rules\":[{\"principal\":{\"uid\":%u},\"keys\":[\"t/*\"],\"operations\":[\"*\"]}]}",
+		(unsigned)getuid());
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/vhsmd.ini", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "[vhsmd]\nsocket = %s\npolicy = %s/policy.json\nstate_dir = %s/state\n"
+		   "secure_heap_size = 65536\n[sealing]\nstore = none\n", sock, dir, dir);
+	fclose(f);
+	daemon_pid = fork();
+	assert_true(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		execl(vhsmd_path, vhsmd_path, "--config", path, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 500 && vhsm_connect(sock, &shared) != 0; i++)
+		usleep(10000);
+	assert_non_null(shared);
+	return 0;
+}
+
+static int
+stop_daemon(void **state)
+{
+	char path[400];
+	int st = 0;
+
+	(void)state;
+	vhsm_close(shared);
+	EVP_PKEY_free(pub);
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, &st, 0);
+	}
+	snprintf(path, sizeof(path), "%s/policy.json", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/vhsmd.ini", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/state", dir);
+	rmdir(path);
+	rmdir(dir);
+	/* vhsmd stops cleanly on SIGTERM. */
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static void *
+worker(void *arg)
+{
+	long id = (long)arg, i;
+	uintptr_t bad = 0;
+
+	for (i = 0; i < ROUNDS; i++) {
+		uint8_t m[64], *sig = NULL, *rnd = NULL;
+		size_t sl = 0;
+		EVP_MD_CTX *ctx;
+		int n = snprintf((char *)m, sizeof(m), "thread %ld round %ld", id, i);
+
+		if (vhsm_sign(shared, "t/p256", VHSM_ALG_DEFAULT, VHSM_HASH_DEFAULT, m, (size_t)n, &sig, &sl,
+			      NULL) != 0) {
+			bad++;
+			continue;
+		}
+		ctx = EVP_MD_CTX_new();
+		if (EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) != 1 ||
+		    EVP_DigestVerify(ctx, sig, sl, m, (size_t)n) != 1)
+			bad++;
+		EVP_MD_CTX_free(ctx);
+		vhsm_buf_free(sig, sl);
+		/* Interleave a different request kind and an error. */
+		if (vhsm_random(shared, (size_t)(1 + id), &rnd) != 0)
+			bad++;
+		vhsm_buf_free(rnd, (size_t)(1 + id));
+		if (i % 10 == 0) {
+			if (vhsm_sign(shared, "t/missing", 0, 0, m, 1, &sig, &sl, NULL) != VHSM_E_NOT_FOUND ||
+			    strstr(vhsm_last_message(), "t/missing") == NULL)
+				bad++;
+		}
+	}
+	return (void *)bad;
+}
+
+static void
+test_threads_share_one_connection(void **state)
+{
+	vhsm_key_spec spec = { VHSM_KEY_EC_P256, 0, 0, 0 };
+	pthread_t th[THREADS];
+	uint8_t *der = NULL;
+	size_t dl = 0;
+	const unsigned char *p;
+	vhsm_key_info info;
+	long i;
+
+	(void)state;
+	assert_int_equal(vhsm_generate(shared, "t/p256", &spec), 0);
+	assert_int_equal(vhsm_get_public(shared, "t/p256", &info, &der, &dl), 0);
+	assert_string_equal(info.name, "t/p256");
+	assert_int_equal(info.type, VHSM_KEY_EC_P256);
+	p = der;
+	pub = d2i_PUBKEY(NULL, &p, (long)dl);
+	assert_non_null(pub);
+	vhsm_buf_free(der, dl);
+	for (i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, worker, (void *)i), 0);
+	for (i = 0; i < THREADS; i++) {
+		void *bad = NULL;
+
+		assert_int_equal(pthread_join(th[i], &bad), 0);
+		assert_int_equal((uintptr_t)bad, 0);
+	}
+}
+
+static void
+test_errors_and_list(void **state)
+{
+	vhsm_key_spec spec = { VHSM_KEY_OPAQUE, 0, VHSM_FLAG_EXPORTABLE, 0 };
+	vhsm_key_info *infos = NULL;
+	uint8_t *out = NULL;
+	size_t n = 0, ol = 0, i;
+	bool seen = false;
+
+	(void)state;
+	assert_int_equal(vhsm_import(shared, "t/token", &spec, (const uint8_t *)"s3cret", 6), 0);
+	assert_int_equal(vhsm_read_secret(shared, "t/token", &out, &ol), 0);
+	assert_int_equal(ol, 6);
+	assert_memory_equal(out, "s3cret", 6);
+	vhsm_buf_free(out, ol);
+	assert_int_equal(vhsm_generate(shared, "other/x", &spec), VHSM_E_DENIED);
+	assert_non_null(strstr(vhsm_last_message(), "not permitted"));
+	assert_int_equal(vhsm_generate(shared, "bad name", &spec), VHSM_E_ARGUMENT);
+	assert_int_equal(vhsm_list(shared, &infos, &n), 0);
+	for (i = 0; i < n; i++)
+		seen |= strcmp(infos[i].name, "t/token") == 0 && infos[i].flags == VHSM_FLAG_EXPORTABLE;
+	assert_true(seen);
+	free(infos);
+	assert_int_equal(vhsm_ping(shared), 0);
+	assert_string_equal(vhsm_strerror(VHSM_E_DENIED), "permission denied");
+	assert_int_equal(vhsm_key_type_from_name(vhsm_key_type_name(VHSM_KEY_RSA3072)), VHSM_KEY_RSA3072);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_threads_share_one_connection),
+		cmocka_unit_test(test_errors_and_list),
+	};
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_vhsm_client PATH-TO-VHSMD\n");
+		return 2;
+	}
+	vhsmd_path = argv[1];
+	return cmocka_run_group_tests(tests, start_daemon, stop_daemon);
+}
