@@ -23,6 +23,7 @@ int cmd_report_get(int argc, char **argv); /* nitride report get */
 int cmd_key(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
+int cmd_collateral(int argc, char **argv);
 
 /* Parse a decimal or 0x-hex number in [0, max]; prints an error naming `what`. */
 int cli_parse_u64(const char *what, const char *s, uint64_t max, uint64_t *out);

@@ -20,6 +20,7 @@ usage(FILE *f)
 	      "  key derive [...]                 derive a key from the SNP firmware\n"
 	      "  doctor                           is this an SEV-SNP guest? which backend?\n"
 	      "  measure --mode snp --ovmf F ...  expected launch measurement (SEV, SEV-ES, SEV-SNP)\n"
+	      "  collateral export|import ...     offline bundle of attestd's collateral cache\n"
 	      "  secret put|list|versions|rm ...  secrets on the Provisioning Service (provd)\n"
 	      "  policy set|show NAME ...         release policies on provd\n"
 	      "  audit show|verify [FILE]         provd's audit log and its hash chain\n"
@@ -58,6 +59,8 @@ main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (strcmp(argv[1], "measure") == 0)
 		return cmd_measure(argc - 1, argv + 1);
+	if (strcmp(argv[1], "collateral") == 0)
+		return cmd_collateral(argc - 1, argv + 1);
 	if (strcmp(argv[1], "secret") == 0)
 		return cmd_secret(argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)
