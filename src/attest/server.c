@@ -329,8 +329,14 @@ reject(attestd_server *s, struct evhttp_request *req, const appraisal *a)
 	char detail[APPRAISE_NAME_MAX + 2 * APPRAISE_VALUE_MAX + 48];
 
 	(void)s;
-	(void)snprintf(detail, sizeof(detail), "check %s failed: expected %s, got %s",
-		       f ? f->name : "?", f ? f->expected : "?", f ? f->actual : "?");
+	/* A value outside an allow-list (measurement, host data, VMPL, …) reads as
+	 * "<name> not allowed", the words an application sees through nitrided. */
+	if (f != NULL && strncmp(f->expected, "one of ", 7) == 0)
+		(void)snprintf(detail, sizeof(detail), "%s not allowed: got %s, expected %s",
+			       f->name, f->actual, f->expected);
+	else
+		(void)snprintf(detail, sizeof(detail), "check %s failed: expected %s, got %s",
+			       f ? f->name : "?", f ? f->expected : "?", f ? f->actual : "?");
 	problem(req, 403, "attestation-rejected", "Attestation rejected", detail, f ? f->name : NULL,
 		f ? f->expected : NULL, f ? f->actual : NULL, extra);
 }

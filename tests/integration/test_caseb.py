@@ -196,7 +196,7 @@ def main():
         with Snpsimd(SNPSIMD, boot + ["--boot-append", good_append + " init=/bin/sh"],
                      state_dir=state) as vm:
             r = provision(vm, pub, out2, aurl, purl)
-            check(r.returncode == 1 and "measurement" in r.stderr and not os.path.exists(out2),
+            check(r.returncode == 1 and "measurement not allowed" in r.stderr and not os.path.exists(out2),
                   "changed kernel command line refused: " + r.stderr.strip())
 
         r = subprocess.run([NITRIDED, "--config", cfg, "--check-config"], capture_output=True,
