@@ -52,7 +52,9 @@ typedef enum vhsm_status {
 	VHSM_E_NOT_ATTESTED = -14, /* the key requires fresh attestation (Case B, nitrided) */
 	VHSM_E_TOO_LARGE = -15,    /* a request or answer exceeds the protocol's cap */
 	VHSM_E_NOT_EXPORTABLE = -16, /* read of a secret that is not exportable */
-	VHSM_E_RETIRED = -17       /* the key version is retired */
+	VHSM_E_RETIRED = -17,      /* the key version is retired */
+	VHSM_E_UNAVAILABLE = -18   /* Case B: the key could not be provisioned or attested (the
+				      message says why: "key X unavailable: <reason>") */
 } vhsm_status;
 
 typedef enum vhsm_key_type {
@@ -198,6 +200,11 @@ VHSM_API VHSM_MUST_CHECK int vhsm_random(vhsm_client *c, size_t n, uint8_t **out
 VHSM_API VHSM_MUST_CHECK int vhsm_rotate(vhsm_client *c, const char *name, uint32_t *version);
 /* Retire every version <= `version` except the current one. */
 VHSM_API VHSM_MUST_CHECK int vhsm_retire(vhsm_client *c, const char *name, uint32_t version);
+/* Case B: make `name` available — if it is absent but provisionable, or its
+ * attestation is stale, vhsmd has nitrided provision or attest it and answers
+ * when that is done (VHSM_E_UNAVAILABLE with the reason otherwise).  Needs the
+ * policy right "provision" on the name. */
+VHSM_API VHSM_MUST_CHECK int vhsm_provision(vhsm_client *c, const char *name);
 /* Read an exportable opaque secret. */
 VHSM_API VHSM_MUST_CHECK int vhsm_read_secret(vhsm_client *c, const char *name, uint8_t **out,
 					      size_t *out_len);

@@ -127,9 +127,10 @@ valid_name(const char *name)
 	return name[0] != '.';
 }
 
-enum flow_step
-flow_provision(const struct flow_config *cfg, const char *name, unsigned long version,
-	       const char *tee_pubkey_json, char **jwe_out, char *err, size_t errlen)
+/* The flow; attest_only (name NULL) stops after step 3 and hands out the token. */
+static enum flow_step
+flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
+	 const char *tee_pubkey_json, bool attest_only, char **jwe_out, char *err, size_t errlen)
 {
 	struct http_response resp = { 0 };
 	uint8_t report_data[SNP_REPORT_DATA_LEN];
@@ -142,7 +143,7 @@ flow_provision(const struct flow_config *cfg, const char *name, unsigned long ve
 	snp_guest *guest = NULL;
 	enum flow_step ret;
 
-	if (!valid_name(name))
+	if (!attest_only && !valid_name(name))
 		return fail(FLOW_INPUT, err, errlen, "'%s' is not a secret name ([A-Za-z0-9._-], 1-128)", name);
 	if ((jwk = load_transfer_key(tee_pubkey_json, err, errlen)) == NULL)
 		return FLOW_INPUT;
@@ -198,6 +199,16 @@ flow_provision(const struct flow_config *cfg, const char *name, unsigned long ve
 	}
 	token = strdup(json_string_value(json_object_get(doc, "token")));
 	http_response_free(&resp);
+	if (attest_only) {
+		if (token == NULL) {
+			ret = fail(FLOW_ATTEST, err, errlen, "out of memory");
+			goto out;
+		}
+		*jwe_out = token;
+		token = NULL;
+		ret = FLOW_OK;
+		goto out;
+	}
 
 	/* 4. Release: the secret, encrypted to the transfer key. */
 	if (version > 0)
@@ -233,4 +244,18 @@ out:
 	http_response_free(&resp);
 	snp_guest_close(guest);
 	return ret;
+}
+
+enum flow_step
+flow_provision(const struct flow_config *cfg, const char *name, unsigned long version,
+	       const char *tee_pubkey_json, char **jwe_out, char *err, size_t errlen)
+{
+	return flow_run(cfg, name, version, tee_pubkey_json, false, jwe_out, err, errlen);
+}
+
+enum flow_step
+flow_attest(const struct flow_config *cfg, const char *tee_pubkey_json, char **token_out,
+	    char *err, size_t errlen)
+{
+	return flow_run(cfg, NULL, 0, tee_pubkey_json, true, token_out, err, errlen);
 }

@@ -49,6 +49,16 @@ __attribute__((warn_unused_result)) enum flow_step flow_provision(const struct f
 								   char **jwe_out, char *err,
 								   size_t errlen);
 
+/*
+ * Steps 1-3 only (a gated key's re-attestation): on success 0 and *token_out
+ * (malloc'ed compact EAR token whose cnf.jwk is the transfer key; a bearer
+ * credential until it expires: wipe before free).  Errors as flow_provision.
+ */
+__attribute__((warn_unused_result)) enum flow_step flow_attest(const struct flow_config *cfg,
+								const char *tee_pubkey_json,
+								char **token_out, char *err,
+								size_t errlen);
+
 const char *flow_step_name(enum flow_step s);
 
 #endif

@@ -4,11 +4,18 @@
  * a secret in plaintext: what it fetches is encrypted to a transfer key whose
  * private half lives elsewhere (in vhsmd).
  *
- * This version runs one provisioning and exits (--once): given the transfer
- * public key, it writes the released JWE.  Serving vhsmd's provision and
- * attest requests over its socket builds on the same flow (flow.c).
+ * Modes (docs/nitrided.md):
+ *   daemon (no --once): serve vhsmd's provision/attest requests on
+ *     listen_socket (serve.c), only from the vhsmd uid;
+ *   --once --provision NAME --vhsmd SOCK: ask vhsmd to provision NAME (vhsmd
+ *     makes the transfer key and calls back on listen_socket, served by this
+ *     process until vhsmd answers), then exit — for boot units;
+ *   --once --provision NAME --tee-pubkey FILE --out FILE: write the JWE for a
+ *     given transfer key (tests, debugging).
  */
 #include "nitride/flow.h"
+#include "nitride/serve.h"
+#include "nitride/vhsm.h"
 
 #include "common/atomicfile.h"
 #include "common/fileio.h"
@@ -16,6 +23,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +34,9 @@
 #define JWK_MAX (4u * 1024u)
 
 static const char usage[] =
-	"usage: nitrided [--config FILE] --once --provision NAME [--version N]\n"
+	"usage: nitrided --config FILE [--listen SOCKET] [--vhsmd-uid UID]     (daemon)\n"
+	"       nitrided [--config FILE] --once --provision NAME --vhsmd SOCKET [--listen SOCKET]\n"
+	"       nitrided [--config FILE] --once --provision NAME [--version N]\n"
 	"                --tee-pubkey JWKFILE --out FILE\n"
 	"                [--attestd URL] [--provd URL] [--snp SPEC] [--ca-bundle PEM]\n"
 	"       nitrided --config FILE --check-config\n"
@@ -32,11 +44,13 @@ static const char usage[] =
 	"Attest this VM and fetch secret NAME, encrypted to the transfer key in\n"
 	"JWKFILE (a public EC P-256 JWK), into FILE (compact JWE, mode 0600).\n"
 	"Configuration keys (INI): attestd_url, provd_url, ca_bundle, snp,\n"
-	"timeout_ms, attempts, backoff_ms, max_backoff_ms.  Flags override them.\n"
+	"timeout_ms, attempts, backoff_ms, max_backoff_ms, listen_socket, vhsmd_uid,\n"
+	"vhsmd_socket.  Flags override them.\n"
 	"Exit status: 0 provisioned, 1 refused or failed (the reason on stderr), 2 usage.\n";
 
 struct config {
-	char *attestd_url, *provd_url, *ca_bundle, *snp;
+	char *attestd_url, *provd_url, *ca_bundle, *snp, *listen_socket, *vhsmd_socket;
+	long vhsmd_uid;
 	struct http_opts http;
 	char err[640];
 };
@@ -48,6 +62,31 @@ config_free(struct config *c)
 	free(c->provd_url);
 	free(c->ca_bundle);
 	free(c->snp);
+	free(c->listen_socket);
+	free(c->vhsmd_socket);
+}
+
+static volatile bool stop_flag;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = true;
+}
+
+struct once_server {
+	struct serve_config sc;
+	int lfd;
+};
+
+static void *
+once_thread(void *arg)
+{
+	struct once_server *os = arg;
+
+	(void)serve_run(&os->sc, os->lfd, &stop_flag);
+	return NULL;
 }
 
 static int
@@ -98,6 +137,12 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
 		bad = set_string(&c->ca_bundle, value);
 	else if (strcmp(key, "snp") == 0)
 		bad = set_string(&c->snp, value);
+	else if (strcmp(key, "listen_socket") == 0)
+		bad = value[0] != '/' || set_string(&c->listen_socket, value);
+	else if (strcmp(key, "vhsmd_socket") == 0)
+		bad = value[0] != '/' || set_string(&c->vhsmd_socket, value);
+	else if (strcmp(key, "vhsmd_uid") == 0)
+		bad = parse_long(value, 0, 0x7fffffff, &c->vhsmd_uid);
 	else if (strcmp(key, "timeout_ms") == 0)
 		bad = parse_long(value, 100, 600000, &c->http.timeout_ms);
 	else if (strcmp(key, "attempts") == 0) {
@@ -118,11 +163,77 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
 	return 0;
 }
 
+/*
+ * Daemon (name NULL): serve listen_socket until SIGTERM/SIGINT.  --once with
+ * --vhsmd: serve it in a thread while asking vhsmd to provision `name`.
+ * Returns the exit status.
+ */
+static int
+serve_mode(struct config *c, const char *name)
+{
+	struct once_server os;
+	struct flow_config fc;
+	struct sigaction sa;
+	vhsm_client *vc = NULL;
+	pthread_t th;
+	int r, ret = 2;
+
+	if (c->listen_socket == NULL) {
+		fprintf(stderr, "nitrided: needs listen_socket (or --listen SOCKET)\n");
+		return 2;
+	}
+	http_global_init();
+	fc.attestd_url = c->attestd_url;
+	fc.provd_url = c->provd_url;
+	fc.snp_spec = c->snp;
+	fc.http = c->http;
+	fc.http.ca_bundle = c->ca_bundle;
+	memset(&os, 0, sizeof(os));
+	os.sc.socket_path = c->listen_socket;
+	os.sc.vhsmd_uid = (uid_t)c->vhsmd_uid;
+	os.sc.flow = &fc;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((os.lfd = serve_listen(c->listen_socket)) < 0)
+		return 2;
+	if (name == NULL) {
+		fprintf(stderr, "nitrided: ready: socket %s (serving uid %ld) pid %d\n",
+			c->listen_socket, c->vhsmd_uid, (int)getpid());
+		ret = serve_run(&os.sc, os.lfd, &stop_flag) == 0 ? 0 : 2;
+		goto out;
+	}
+	if (pthread_create(&th, NULL, once_thread, &os) != 0) {
+		fprintf(stderr, "nitrided: cannot start the serving thread\n");
+		goto out;
+	}
+	if ((r = vhsm_connect(c->vhsmd_socket, &vc)) != 0) {
+		fprintf(stderr, "nitrided: cannot reach vhsmd at %s: %s\n",
+			c->vhsmd_socket ? c->vhsmd_socket : "(default)", vhsm_strerror(r));
+	} else if ((r = vhsm_provision(vc, name)) != 0) {
+		fprintf(stderr, "nitrided: %s\n", vhsm_last_message()[0] ? vhsm_last_message()
+									   : vhsm_strerror(r));
+		ret = 1;
+	} else {
+		fprintf(stderr, "nitrided: %s provisioned into vhsmd\n", name);
+		ret = 0;
+	}
+	vhsm_close(vc);
+	stop_flag = true;
+	(void)pthread_join(th, NULL);
+out:
+	close(os.lfd);
+	(void)unlink(c->listen_socket);
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
 	enum { O_CONFIG = 256, O_CHECK, O_ONCE, O_PROVISION, O_VERSION, O_TEE, O_OUT, O_ATTESTD,
-	       O_PROVD, O_SNP, O_CA };
+	       O_PROVD, O_SNP, O_CA, O_LISTEN, O_VHSMD, O_VHSMD_UID };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "check-config", no_argument, NULL, O_CHECK },
@@ -135,6 +246,9 @@ main(int argc, char **argv)
 		{ "provd", required_argument, NULL, O_PROVD },
 		{ "snp", required_argument, NULL, O_SNP },
 		{ "ca-bundle", required_argument, NULL, O_CA },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "vhsmd", required_argument, NULL, O_VHSMD },
+		{ "vhsmd-uid", required_argument, NULL, O_VHSMD_UID },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -144,6 +258,8 @@ main(int argc, char **argv)
 	};
 	const char *config_path = NULL, *name = NULL, *tee_path = NULL, *out_path = NULL;
 	const char *o_attestd = NULL, *o_provd = NULL, *o_snp = NULL, *o_ca = NULL;
+	const char *o_listen = NULL, *o_vhsmd = NULL;
+	long o_uid = -1;
 	bool check = false, once = false;
 	long version = 0;
 	struct flow_config fc;
@@ -171,6 +287,14 @@ main(int argc, char **argv)
 		case O_PROVD: o_provd = optarg; break;
 		case O_SNP: o_snp = optarg; break;
 		case O_CA: o_ca = optarg; break;
+		case O_LISTEN: o_listen = optarg; break;
+		case O_VHSMD: o_vhsmd = optarg; break;
+		case O_VHSMD_UID:
+			if (parse_long(optarg, 0, 0x7fffffff, &o_uid) != 0) {
+				fprintf(stderr, "nitrided: --vhsmd-uid '%s': expected a uid\n", optarg);
+				goto out;
+			}
+			break;
 		case 'h': fputs(usage, stdout); ret = 0; goto out;
 		default: fputs(usage, stderr); goto out;
 		}
@@ -196,8 +320,16 @@ main(int argc, char **argv)
 	if ((o_attestd != NULL && set_string(&c.attestd_url, o_attestd) != 0) ||
 	    (o_provd != NULL && set_string(&c.provd_url, o_provd) != 0) ||
 	    (o_snp != NULL && set_string(&c.snp, o_snp) != 0) ||
-	    (o_ca != NULL && set_string(&c.ca_bundle, o_ca) != 0)) {
+	    (o_ca != NULL && set_string(&c.ca_bundle, o_ca) != 0) ||
+	    (o_listen != NULL && set_string(&c.listen_socket, o_listen) != 0) ||
+	    (o_vhsmd != NULL && set_string(&c.vhsmd_socket, o_vhsmd) != 0)) {
 		fprintf(stderr, "nitrided: out of memory\n");
+		goto out;
+	}
+	if (o_uid >= 0)
+		c.vhsmd_uid = o_uid;
+	if (c.attestd_url != NULL && c.provd_url != NULL && (!once || (o_vhsmd != NULL && name != NULL))) {
+		ret = serve_mode(&c, once ? name : NULL);
 		goto out;
 	}
 	if (!once || name == NULL || tee_path == NULL || out_path == NULL || c.attestd_url == NULL ||

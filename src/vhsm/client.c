@@ -728,3 +728,13 @@ vhsm_read_secret(vhsm_client *c, const char *name, uint8_t **out, size_t *out_le
 	call_end(&k);
 	return r;
 }
+
+VHSM_API int
+vhsm_provision(vhsm_client *c, const char *name)
+{
+	struct call k;
+	int r = name_only(c, VHSM_OP_PROVISION, name, &k);
+
+	call_end(&k);
+	return r;
+}

@@ -25,6 +25,7 @@ vhsm_strerror(int status)
 	case VHSM_E_TOO_LARGE: return "message too large";
 	case VHSM_E_NOT_EXPORTABLE: return "not exportable";
 	case VHSM_E_RETIRED: return "key version retired";
+	case VHSM_E_UNAVAILABLE: return "key unavailable";
 	default: return "unknown error";
 	}
 }

@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 /* The request being served. */
 struct req {
@@ -418,6 +421,26 @@ put_info(struct vhsm_wbuf *w, const struct vkey *k)
 	vhsm_wbuf_tlv_u32(w, VHSM_T_MAX_AGE, k->max_age);
 }
 
+/* Hold the request until the Case B hand-off for `name` ends (VHSMD_HOLD), or,
+ * when this is the frame served again after that end, answer its outcome. */
+static int
+hold(struct req *q, const char *name, uint32_t kind)
+{
+	char msg[VCASEB_MSG_MAX];
+
+	if (q->d->hold_done) {
+		if (q->d->hold_fail != NULL)
+			return fail(q, VHSM_E_UNAVAILABLE, "%s", q->d->hold_fail);
+		return fail(q, VHSM_E_UNAVAILABLE, "key %s unavailable: the hand-off with nitrided "
+						   "did not make it usable", name);
+	}
+	if (vcaseb_start(q->d, name, kind, msg, sizeof(msg)) != 0)
+		return fail(q, VHSM_E_UNAVAILABLE, "%s", msg);
+	snprintf(q->d->hold_name, sizeof(q->d->hold_name), "%s", name);
+	q->d->hold_kind = kind;
+	return VHSMD_HOLD;
+}
+
 /* Authorise op on the NAME of the request, then find the key.  On success *kp. */
 static int
 authorised_key(struct req *q, char name[VHSM_NAME_MAX + 1], struct vkey **kp)
@@ -428,9 +451,33 @@ authorised_key(struct req *q, char name[VHSM_NAME_MAX + 1], struct vkey **kp)
 		return r;
 	if (!allowed(q, q->op, name))
 		return deny(q, name);
-	if ((*kp = key_find(q->d, name)) == NULL)
+	if ((*kp = key_find(q->d, name)) == NULL) {
+		/* Case B: a key that is absent but provisionable is fetched
+		 * through nitrided for operations that use it (not for delete,
+		 * rotate or retire). */
+		if (q->op != VHSM_OP_DELETE && q->op != VHSM_OP_ROTATE && q->op != VHSM_OP_RETIRE &&
+		    vcaseb_provisionable(q->d->caseb, name))
+			return hold(q, name, VHSM_OP_NITRIDED_PROVISION);
 		return fail(q, VHSM_E_NOT_FOUND, "no key named '%s'", name);
+	}
 	return 0;
+}
+
+/* The attestation gate: a key with require_attestation is usable only while
+ * a hand-off with nitrided has attested it (Case B); without Case B never. */
+static int
+gate(struct req *q, const struct vkey *k)
+{
+	if (k->max_age == 0)
+		return 0;
+	if (q->d->caseb != NULL && (int64_t)time(NULL) < k->attested_until)
+		return 0;
+	if (q->d->caseb != NULL)
+		return hold(q, k->name, VHSM_OP_NITRIDED_ATTEST);
+	return fail(q, VHSM_E_NOT_ATTESTED,
+		    "key '%s' requires attestation no older than %u s; vhsmd has no fresh "
+		    "attestation for it (Case B is not configured)",
+		    k->name, k->max_age);
 }
 
 /* Usage and attestation gates for a key operation. */
@@ -440,12 +487,7 @@ usable(struct req *q, const struct vkey *k, uint32_t usage)
 	if (!(k->usages & usage))
 		return fail(q, VHSM_E_USAGE, "key '%s' (%s) does not have the usage this operation needs",
 			    k->name, vhsm_key_type_name(k->type));
-	if (k->max_age != 0)
-		return fail(q, VHSM_E_NOT_ATTESTED,
-			    "key '%s' requires attestation no older than %u s; vhsmd has no fresh "
-			    "attestation for it (nitrided hand-off not available)",
-			    k->name, k->max_age);
-	return 0;
+	return gate(q, k);
 }
 
 /* The version to use for verify/decrypt (0 = current); retired ones refused. */
@@ -879,12 +921,37 @@ op_read_secret(struct req *q)
 			    name, vhsm_key_type_name(k->type));
 	if (!(k->flags & VHSM_FLAG_EXPORTABLE))
 		return fail(q, VHSM_E_NOT_EXPORTABLE, "secret '%s' is not exportable", name);
-	if (k->max_age != 0)
-		return usable(q, k, 0);
+	if ((r = gate(q, k)) != 0)
+		return r;
 	v = key_current(k);
 	vhsm_wbuf_tlv(q->w, VHSM_T_DATA, v->m.sec, v->m.sec_len);
 	vhsm_wbuf_tlv_u32(q->w, VHSM_T_VERSION, v->version);
 	vhsmd_log("audit", "read key=%s uid=%u pid=%d", name, (unsigned)q->who->uid, (int)q->who->pid);
+	return 0;
+}
+
+/* Case B: make NAME available (provisioned, and attested if gated). */
+static int
+op_provision(struct req *q)
+{
+	char name[VHSM_NAME_MAX + 1];
+	struct vkey *k;
+	int r;
+
+	if ((r = get_name(q, VHSM_T_NAME, name)) != 0)
+		return r;
+	if (!allowed(q, q->op, name))
+		return deny(q, name);
+	if (q->d->caseb == NULL)
+		return fail(q, VHSM_E_UNSUPPORTED, "Case B is not configured ([caseb] nitrided_socket)");
+	if ((k = key_find(q->d, name)) == NULL) {
+		if (!vcaseb_provisionable(q->d->caseb, name))
+			return fail(q, VHSM_E_NOT_FOUND, "no key named '%s', and it is not provisionable", name);
+		return hold(q, name, VHSM_OP_NITRIDED_PROVISION);
+	}
+	if ((r = gate(q, k)) != 0)
+		return r;
+	put_info(q->w, k);
 	return 0;
 }
 
@@ -908,6 +975,7 @@ static int (*const op_table[VHSM_OP_MAX + 1])(struct req *) = {
 	[VHSM_OP_ROTATE] = op_rotate,
 	[VHSM_OP_READ_SECRET] = op_read_secret,
 	[VHSM_OP_RETIRE] = op_retire,
+	[VHSM_OP_PROVISION] = op_provision,
 };
 
 int
@@ -931,6 +999,10 @@ vhsmd_handle(struct vhsmd *d, const struct vhsm_principal *who, const struct vhs
 	q.w = &w;
 	status = f->type <= VHSM_OP_MAX && op_table[f->type] ? op_table[f->type](&q)
 							    : VHSM_E_PROTOCOL;
+	if (status == VHSMD_HOLD) {
+		vhsm_wbuf_free(&w);
+		return VHSMD_HOLD;
+	}
 	if (status == 0 && d->log_allowed && f->type != VHSM_OP_PING)
 		vhsmd_log("audit", "allow op=%s uid=%u pid=%d", vhsm_op_name(f->type),
 			  (unsigned)who->uid, (int)who->pid);
@@ -957,5 +1029,178 @@ vhsmd_handle(struct vhsmd *d, const struct vhsm_principal *who, const struct vhs
 		resp->len = start;
 		return -1;
 	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Case B: what nitrided brought                                       */
+
+static const char *const usage_names[8] = { "sign", "verify", "encrypt", "decrypt",
+					    "wrap", "unwrap", "mac", "derive" };
+
+/* base64url without padding into secure memory.  -1 if malformed. */
+static int
+b64url_secure(const char *s, uint8_t **out, size_t *outlen)
+{
+	size_t n = strlen(s), i, pad, cap;
+	char *t = NULL;
+	uint8_t *b = NULL;
+	int m, r = -1;
+
+	if (n == 0 || n > 16 * 1024 || n % 4 == 1)
+		return -1;
+	pad = (4 - n % 4) % 4;
+	cap = n + pad;
+	if ((t = OPENSSL_secure_malloc(cap + 1)) == NULL || (b = OPENSSL_secure_malloc(cap)) == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			goto out;
+		t[i] = c;
+	}
+	for (i = 0; i < pad; i++)
+		t[n + i] = '=';
+	t[cap] = 0;
+	if ((m = EVP_DecodeBlock(b, (const unsigned char *)t, (int)cap)) < 0 || (size_t)m < pad)
+		goto out;
+	*outlen = (size_t)m - pad;
+	*out = b;
+	b = NULL;
+	r = 0;
+out:
+	if (t != NULL)
+		OPENSSL_secure_clear_free(t, cap + 1);
+	if (b != NULL)
+		OPENSSL_secure_clear_free(b, cap);
+	return r;
+}
+
+int
+vhsmd_inject(struct vhsmd *d, const char *name, const uint8_t *payload, size_t len, char *msg,
+	     size_t msglen)
+{
+	struct vhsm_principal who;
+	struct vhsm_wbuf w;
+	struct req q;
+	struct spec s = { 0 };
+	struct vk_material m = { 0 };
+	json_t *o = NULL, *u, *e;
+	const char *pname, *ptype, *key;
+	uint8_t *mat = NULL;
+	size_t ml = 0, i, j;
+	json_int_t ma;
+	int r = -1;
+
+	o = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL);
+	pname = json_string_value(json_object_get(o, "name"));
+	ptype = json_string_value(json_object_get(o, "type"));
+	key = json_string_value(json_object_get(o, "key"));
+	if (o == NULL || pname == NULL || ptype == NULL || key == NULL) {
+		snprintf(msg, msglen, "the release payload is not the expected JSON");
+		goto out;
+	}
+	if (strcmp(pname, name) != 0) {
+		snprintf(msg, msglen, "the release is for '%.128s', not this key", pname);
+		goto out;
+	}
+	if ((s.type = vhsm_key_type_from_name(ptype)) == 0) {
+		snprintf(msg, msglen, "the release has an unknown key type '%.32s'", ptype);
+		goto out;
+	}
+	if (!json_is_integer(json_object_get(o, "version")) ||
+	    json_integer_value(json_object_get(o, "version")) < 1) {
+		snprintf(msg, msglen, "the release has no valid version");
+		goto out;
+	}
+	u = json_object_get(o, "usages");
+	if (u != NULL && !json_is_array(u)) {
+		snprintf(msg, msglen, "the release's usages are not an array");
+		goto out;
+	}
+	json_array_foreach(u, i, e) {
+		for (j = 0; j < 8; j++)
+			if (json_is_string(e) && strcmp(json_string_value(e), usage_names[j]) == 0)
+				break;
+		if (j == 8) {
+			snprintf(msg, msglen, "the release has an unknown usage");
+			goto out;
+		}
+		s.usages |= 1u << j;
+	}
+	if (u == NULL)
+		s.usages = vk_type_usages(s.type);
+	if (s.usages & ~vk_type_usages(s.type)) {
+		snprintf(msg, msglen, "the release's usages are not possible for a %s key", ptype);
+		goto out;
+	}
+	if (json_is_true(json_object_get(o, "exportable"))) {
+		if (s.type != VHSM_KEY_OPAQUE) {
+			snprintf(msg, msglen, "the release marks a %s key exportable", ptype);
+			goto out;
+		}
+		s.flags |= VHSM_FLAG_EXPORTABLE;
+	}
+	if (!json_is_false(json_object_get(o, "persist")) && d->store != NULL)
+		s.flags |= VHSM_FLAG_PERSISTENT;
+	ma = json_is_integer(json_object_get(o, "require_attestation"))
+		     ? json_integer_value(json_object_get(o, "require_attestation")) : 0;
+	if (ma < 0 || ma > (json_int_t)UINT32_MAX) {
+		snprintf(msg, msglen, "the release's require_attestation is out of range");
+		goto out;
+	}
+	s.max_age = (uint32_t)ma;
+	if (b64url_secure(key, &mat, &ml) != 0 || vk_import(s.type, mat, ml, &m) != 0) {
+		snprintf(msg, msglen, "the released material is not a valid %s key", ptype);
+		goto out;
+	}
+	memset(&who, 0, sizeof(who));
+	vhsm_wbuf_init(&w, 64);
+	memset(&q, 0, sizeof(q));
+	q.d = d;
+	q.who = &who;
+	q.op = VHSM_OP_INJECT;
+	q.w = &w;
+	d->msg[0] = 0;
+	r = install(&q, name, &s, VHSM_ORIGIN_PROVISIONED, &m);
+	vhsm_wbuf_free(&w);
+	if (r != 0) {
+		snprintf(msg, msglen, "%s", d->msg[0] ? d->msg : "cannot install the key");
+		r = -1;
+		goto out;
+	}
+	/* The release itself needed a fresh attestation. */
+	if (s.max_age != 0)
+		(void)vhsmd_mark_attested(d, name, (int64_t)time(NULL) + s.max_age);
+	r = 0;
+out:
+	if (mat != NULL)
+		OPENSSL_secure_clear_free(mat, ml);
+	vk_material_clear(&m);
+	/* Wipe the material's text copies inside the parsed document. */
+	if (key != NULL)
+		OPENSSL_cleanse((char *)(uintptr_t)key, strlen(key));
+	if (json_is_string(json_object_get(o, "value")))
+		OPENSSL_cleanse((char *)(uintptr_t)json_string_value(json_object_get(o, "value")),
+				json_string_length(json_object_get(o, "value")));
+	json_decref(o);
+	return r;
+}
+
+int
+vhsmd_mark_attested(struct vhsmd *d, const char *name, int64_t until)
+{
+	struct vkey *k = key_find(d, name);
+	int64_t cap;
+
+	if (k == NULL)
+		return -1;
+	cap = (int64_t)time(NULL) + k->max_age;
+	k->attested_until = until < cap ? until : cap;
 	return 0;
 }

@@ -56,6 +56,10 @@ static const char *const op_names[VHSM_OP_MAX + 1] = {
 	[VHSM_OP_ROTATE] = "rotate",
 	[VHSM_OP_READ_SECRET] = "read",
 	[VHSM_OP_RETIRE] = "retire",
+	[VHSM_OP_NITRIDED_PROVISION] = "nitrided_provision",
+	[VHSM_OP_NITRIDED_ATTEST] = "nitrided_attest",
+	[VHSM_OP_PROVISION] = "provision",
+	[VHSM_OP_INJECT] = "inject",
 };
 
 const char *

@@ -50,7 +50,13 @@ enum vhsm_op {
 	VHSM_OP_ROTATE = 16,
 	VHSM_OP_READ_SECRET = 17,
 	VHSM_OP_RETIRE = 18,
-	VHSM_OP_MAX = 18
+	/* Case B (docs/vhsm-protocol.md, "Case B").  19 and 20 travel from vhsmd
+	 * to nitrided on nitrided's socket; vhsmd itself answers them PROTOCOL. */
+	VHSM_OP_NITRIDED_PROVISION = 19, /* NAME, TEE_PUBKEY, [VERSION] -> NAME, JWE (the inject) */
+	VHSM_OP_NITRIDED_ATTEST = 20,    /* NAME, TEE_PUBKEY -> NAME, TOKEN (EAR) */
+	VHSM_OP_PROVISION = 21,          /* NAME: make the key available (provision or attest) */
+	VHSM_OP_INJECT = 22,             /* never sent: the policy right nitrided needs on a name */
+	VHSM_OP_MAX = 22
 };
 
 /* TLV tags.  A tag may appear once per body, except VHSM_T_KEYINFO. */
@@ -75,7 +81,10 @@ enum vhsm_tag {
 	VHSM_T_MAX_AGE = 18,  /* u32 require_attestation maximum age, seconds (0 = none) */
 	VHSM_T_VALID = 19,    /* u32 1 or 0: verify result */
 	VHSM_T_VERSIONS = 20, /* u32: number of usable (not retired) versions */
-	VHSM_T_MAX = 20
+	VHSM_T_TEE_PUBKEY = 21, /* text: the transfer key, an EC P-256 public JWK (JSON) */
+	VHSM_T_JWE = 22,        /* text: compact JWE (ECDH-ES, A256GCM) to the transfer key */
+	VHSM_T_TOKEN = 23,      /* text: compact JWS, an EAR token from the Attestation Service */
+	VHSM_T_MAX = 23
 };
 
 #define VHSM_NAME_MAX 128u

@@ -55,7 +55,8 @@ usage(FILE *f)
 		"  random   N [--out FILE]\n"
 		"  rotate   NAME\n"
 		"  retire   NAME --version N\n"
-		"  read     NAME [--out FILE]\n"
+		"  read     NAME [--out FILE]        (also: secret get NAME)\n"
+		"  provision NAME                    (Case B: have nitrided provision/attest it)\n"
 		"Types: aes256 hmac-sha256 hmac-sha384 p256 p384 ed25519 rsa2048 rsa3072 rsa4096 opaque\n"
 		"Usages: sign verify encrypt decrypt wrap unwrap mac derive\n"
 		"Algorithms: ecdsa-der ecdsa-raw ed25519 rsa-pss rsa-pkcs1; hashes: sha256 sha384 sha512\n"
@@ -398,6 +399,13 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* "secret get NAME" is "read NAME" (cryptsetup … --key-file=-). */
+	if (strcmp(cmd, "secret") == 0) {
+		if (optind >= argc || strcmp(argv[optind], "get") != 0)
+			return die_usage("secret: only 'secret get NAME'");
+		optind++;
+		cmd = "read";
+	}
 	if (strcmp(cmd, "ping") != 0 && strcmp(cmd, "list") != 0) {
 		if (optind >= argc || argv[optind][0] == '-')
 			return die_usage(strcmp(cmd, "random") == 0 ? "random needs a byte count"
@@ -601,6 +609,8 @@ main(int argc, char **argv)
 			goto out;
 		}
 		r = vhsm_retire(c, name, o.version);
+	} else if (strcmp(cmd, "provision") == 0) {
+		r = vhsm_provision(c, name);
 	} else if (strcmp(cmd, "read") == 0) {
 		if ((r = vhsm_read_secret(c, name, &out, &outl)) == 0 &&
 		    emit_bytes(&o, j, "data", out, outl) != 0) {

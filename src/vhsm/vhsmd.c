@@ -51,6 +51,7 @@ struct config {
 	bool audit_allowed;
 	unsigned max_conns;
 	struct vstore_seal seal;
+	struct vcaseb_config caseb;
 	char fields_text[256];
 	char err[512]; /* first configuration error: "file:line: key 'k': …" */
 	const char *path;
@@ -60,6 +61,8 @@ struct config {
 
 struct conn {
 	int fd;
+	bool held;                          /* its first unread frame waits for nitrided */
+	char held_name[VHSM_NAME_MAX + 1];
 	struct vhsm_principal who;
 	uint8_t *in;
 	size_t in_len, in_cap;
@@ -191,8 +194,14 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 			ok = parse_ull(value, 10, 3, &n) && ((c->seal.vmpl = (uint32_t)n), true);
 		else
 			goto unknown;
+	} else if (strcmp(section, "caseb") == 0) {
+		int k = vcaseb_config_key(&c->caseb, name, value);
+
+		if (k < 0)
+			goto unknown;
+		ok = k == 1;
 	} else {
-		snprintf(c->err, sizeof(c->err), "%s:%d: unknown section [%s] (expected [vhsmd] or [sealing])",
+		snprintf(c->err, sizeof(c->err), "%s:%d: unknown section [%s] (expected [vhsmd], [sealing] or [caseb])",
 			 c->path, lineno, section);
 		return 1;
 	}
@@ -222,6 +231,8 @@ load_config(const char *path, struct config *c)
 	c->max_conns = 256;
 	c->seal.root_key = SNP_KEY_ROOT_VCEK;
 	c->seal.fields = SNP_KEY_FIELD_MEASUREMENT | SNP_KEY_FIELD_POLICY;
+	c->caseb.hold_ms = 30000;
+	c->caseb.clock_skew = 60;
 	c->path = path;
 	if (path == NULL)
 		return 0;
@@ -335,14 +346,55 @@ conn_free(struct conn *cn)
 	free(cn);
 }
 
+/* Serve every whole frame in the input buffer, in order, until one is held
+ * (Case B) — it stays at the head of the buffer, to be served again when the
+ * hand-off ends (`resumed`).  -1: close the connection. */
+static int
+conn_process(struct vhsmd *d, struct conn *cn, bool resumed, const char *fail)
+{
+	size_t off = 0, used;
+	struct vhsm_frame f;
+	int r;
+
+	while (!cn->held) {
+		r = vhsm_frame_decode(cn->in + off, cn->in_len - off, false, &f, &used);
+		if (r == VHSM_DEC_NEED_MORE)
+			break;
+		if (r != 0) {
+			vhsmd_log("warning", "closing connection (uid=%u pid=%d): malformed frame",
+				  (unsigned)cn->who.uid, (int)cn->who.pid);
+			return -1;
+		}
+		d->hold_done = resumed;
+		d->hold_fail = fail;
+		r = vhsmd_handle(d, &cn->who, &f, &cn->out);
+		d->hold_done = false;
+		d->hold_fail = NULL;
+		resumed = false;
+		if (r == VHSMD_HOLD) {
+			cn->held = true;
+			snprintf(cn->held_name, sizeof(cn->held_name), "%s", d->hold_name);
+			break;
+		}
+		if (r != 0)
+			return -1;
+		off += used;
+		if (cn->out.len - cn->out_off > OUT_CAP)
+			break; /* the peer must read its answers first */
+	}
+	if (off > 0) {
+		memmove(cn->in, cn->in + off, cn->in_len - off);
+		OPENSSL_cleanse(cn->in + cn->in_len - off, off);
+		cn->in_len -= off;
+	}
+	return 0;
+}
+
 /* Read what is there and serve every whole frame.  -1: close the connection. */
 static int
 conn_read(struct vhsmd *d, struct conn *cn)
 {
 	ssize_t n;
-	size_t off = 0, used;
-	struct vhsm_frame f;
-	int r;
 
 	if (cn->in_cap - cn->in_len < IN_CHUNK / 4 && cn->in_cap < IN_CAP) {
 		size_t ncap = cn->in_cap * 2 > IN_CAP ? IN_CAP : cn->in_cap * 2;
@@ -364,27 +416,7 @@ conn_read(struct vhsmd *d, struct conn *cn)
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
 	cn->in_len += (size_t)n;
-	for (;;) {
-		r = vhsm_frame_decode(cn->in + off, cn->in_len - off, false, &f, &used);
-		if (r == VHSM_DEC_NEED_MORE)
-			break;
-		if (r != 0) {
-			vhsmd_log("warning", "closing connection (uid=%u pid=%d): malformed frame",
-				  (unsigned)cn->who.uid, (int)cn->who.pid);
-			return -1;
-		}
-		if (vhsmd_handle(d, &cn->who, &f, &cn->out) != 0)
-			return -1;
-		off += used;
-		if (cn->out.len - cn->out_off > OUT_CAP)
-			break; /* the peer must read its answers first */
-	}
-	if (off > 0) {
-		memmove(cn->in, cn->in + off, cn->in_len - off);
-		OPENSSL_cleanse(cn->in + cn->in_len - off, off);
-		cn->in_len -= off;
-	}
-	return 0;
+	return conn_process(d, cn, false, NULL);
 }
 
 static int
@@ -436,11 +468,13 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
 	int r = -1;
 
 	conns = calloc(c->max_conns, sizeof(*conns));
-	pfd = calloc(c->max_conns + 2, sizeof(*pfd));
+	pfd = calloc(c->max_conns + 2 + VCASEB_MAX_PENDING, sizeof(*pfd));
 	if (conns == NULL || pfd == NULL)
 		goto out;
 	for (;;) {
-		size_t np = 0;
+		size_t np = 0, cbase, ncb;
+		char hname[VHSM_NAME_MAX + 1], hmsg[VCASEB_MSG_MAX];
+		int hst;
 
 		pfd[np].fd = sfd;
 		pfd[np++].events = POLLIN;
@@ -448,11 +482,14 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
 		pfd[np++].events = POLLIN;
 		for (i = 0; i < nconns; i++) {
 			pfd[np].fd = conns[i]->fd;
-			pfd[np].events = (short)((conns[i]->out.len - conns[i]->out_off > OUT_CAP ? 0 : POLLIN) |
+			pfd[np].events = (short)((conns[i]->held || conns[i]->out.len - conns[i]->out_off > OUT_CAP ? 0 : POLLIN) |
 						 (conns[i]->out.len > conns[i]->out_off ? POLLOUT : 0));
 			pfd[np++].revents = 0;
 		}
-		if (poll(pfd, np, -1) < 0) {
+		cbase = np;
+		ncb = vcaseb_pollfds(d->caseb, pfd + cbase, VCASEB_MAX_PENDING);
+		np += ncb;
+		if (poll(pfd, np, vcaseb_timeout(d->caseb)) < 0) {
 			if (errno == EINTR)
 				continue;
 			vhsmd_log("error", "poll: %s", strerror(errno));
@@ -487,7 +524,9 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
 
 			if (re & (POLLERR | POLLNVAL))
 				drop = true;
-			if (!drop && (re & (POLLIN | POLLHUP)) && conn_read(d, conns[i]) != 0)
+			if (conns[i]->held && (re & POLLHUP))
+				drop = true; /* the caller went away; the hand-off goes on */
+			if (!drop && !conns[i]->held && (re & (POLLIN | POLLHUP)) && conn_read(d, conns[i]) != 0)
 				drop = true;
 			if (!drop && conns[i]->out.len > conns[i]->out_off && conn_write(conns[i]) != 0)
 				drop = true;
@@ -495,6 +534,23 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
 				conn_free(conns[i]);
 				conns[i] = conns[--nconns];
 				conns[nconns] = NULL;
+			}
+		}
+		/* Case B: drive the hand-offs, then answer the requests they held. */
+		vcaseb_step(d, pfd + cbase, ncb);
+		while (vcaseb_take_done(d->caseb, hname, &hst, hmsg, sizeof(hmsg))) {
+			for (i = nconns; i-- > 0;) {
+				struct conn *cn = conns[i];
+
+				if (!cn->held || strcmp(cn->held_name, hname) != 0)
+					continue;
+				cn->held = false;
+				if (conn_process(d, cn, true, hst != 0 ? hmsg : NULL) != 0 ||
+				    (cn->out.len > cn->out_off && conn_write(cn) != 0)) {
+					conn_free(cn);
+					conns[i] = conns[--nconns];
+					conns[nconns] = NULL;
+				}
 			}
 		}
 		if (pfd[1].fd >= 0 && (pfd[1].revents & POLLIN)) {
@@ -586,6 +642,10 @@ main(int argc, char **argv)
 		goto out;
 	}
 	d.log_allowed = c->audit_allowed;
+	if (c->caseb.socket[0] && vcaseb_new(&c->caseb, &d.caseb, err, sizeof(err)) != 0) {
+		vhsmd_log("error", "[caseb]: %s", err);
+		goto out;
+	}
 	if (check) {
 		printf("vhsmd: configuration %s and policy %s are valid\n", cfg ? cfg : "(defaults)",
 		       c->policy);
@@ -642,6 +702,7 @@ out:
 	vhsmd_keys_clear(&d);
 	vstore_close(d.store);
 	vhsm_policy_free(d.policy);
+	vcaseb_free(d.caseb);
 	free(c);
 	return rc;
 }

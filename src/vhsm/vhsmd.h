@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vhsm/caseb.h"
 #include "vhsm/keys.h"
 #include "vhsm/policy.h"
 #include "vhsm/proto.h"
@@ -25,6 +26,7 @@ struct vkey {
 	uint32_t type, usages, flags, origin, max_age;
 	struct vkver *v; /* ascending versions; the last is current */
 	size_t nv;
+	int64_t attested_until; /* Case B: a gated key is usable until then (time(), not sealed) */
 };
 
 #define VHSMD_MAX_KEYS 100000u
@@ -36,7 +38,20 @@ struct vhsmd {
 	size_t nkeys, cap;
 	char msg[256];              /* the current request's error text */
 	bool log_allowed;           /* audit every allowed key operation too */
+	struct vcaseb *caseb;       /* owned; NULL: Case B off (gated keys answer NOT_ATTESTED) */
+	/* The hold protocol between the request table and the loop: a handler
+	 * that needs nitrided sets hold_name/hold_kind and vhsmd_handle returns
+	 * VHSMD_HOLD.  When the hand-off ends the loop serves the same frame
+	 * again with hold_done set (and hold_fail = the reason if it failed), so
+	 * a request is held at most once. */
+	char hold_name[VHSM_NAME_MAX + 1];
+	uint32_t hold_kind;
+	bool hold_done;
+	const char *hold_fail;
 };
+
+/* vhsmd_handle's answer when the request is held (nothing appended). */
+#define VHSMD_HOLD 1
 
 /* Free every key (wiping material).  Leaves policy and store alone. */
 void vhsmd_keys_clear(struct vhsmd *d);
@@ -54,6 +69,18 @@ __attribute__((warn_unused_result)) int vhsmd_handle(struct vhsmd *d,
 						     const struct vhsm_principal *who,
 						     const struct vhsm_frame *f,
 						     struct vhsm_wbuf *resp);
+
+/*
+ * Case B: install the decrypted release payload (provd's JSON: name, version,
+ * type, key as base64url, usages, exportable, persist, access,
+ * require_attestation) as key `name`.  0, or -1 with the reason in msg.
+ * Does not keep `payload`; the caller wipes it.
+ */
+__attribute__((warn_unused_result)) int vhsmd_inject(struct vhsmd *d, const char *name,
+						     const uint8_t *payload, size_t len, char *msg,
+						     size_t msglen);
+/* Case B: a gated key is usable until min(until, now + its max age).  -1 if absent. */
+int vhsmd_mark_attested(struct vhsmd *d, const char *name, int64_t until);
 
 /* Fill *who from a connected Unix socket: SO_PEERCRED, then /proc/PID/{exe,cgroup}
  * (and the executable's SHA-256 when hash_exe), re-checking that PID still

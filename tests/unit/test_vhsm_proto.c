@@ -250,6 +250,70 @@ test_names(void **state)
 	}
 }
 
+/* Case B messages: a provision request and its inject answer round-trip; the
+ * new tags are accepted, the next one is not; response types of the new ops. */
+static void
+test_caseb_messages(void **state)
+{
+	struct vhsm_wbuf w;
+	struct vhsm_frame f;
+	size_t used, l;
+	const uint8_t *v;
+	static const char jwk[] = "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"a\",\"y\":\"b\"}";
+	static const char jwe[] = "eyJhbGciOiJFQ0RILUVTIn0..iv.ct.tag";
+
+	(void)state;
+	vhsm_wbuf_init(&w, 4096);
+	vhsm_wbuf_frame(&w, VHSM_OP_NITRIDED_PROVISION, 9);
+	vhsm_wbuf_tlv_str(&w, VHSM_T_NAME, "caseb-sign");
+	vhsm_wbuf_tlv_str(&w, VHSM_T_TEE_PUBKEY, jwk);
+	assert_int_equal(vhsm_wbuf_finish(&w), 0);
+	assert_int_equal(vhsm_frame_decode(w.p, w.len, false, &f, &used), 0);
+	assert_int_equal(f.type, VHSM_OP_NITRIDED_PROVISION);
+	assert_int_equal(f.id, 9);
+	assert_int_equal(vhsm_tlv_find(f.body, f.body_len, VHSM_T_TEE_PUBKEY, &v, &l), 0);
+	assert_int_equal(l, strlen(jwk));
+	assert_memory_equal(v, jwk, l);
+	/* As a response it is refused (wrong direction). */
+	assert_int_equal(vhsm_frame_decode(w.p, w.len, true, &f, &used), VHSM_DEC_BAD);
+	vhsm_wbuf_free(&w);
+
+	/* The inject answer: 0x80|19 with STATUS, NAME, JWE. */
+	vhsm_wbuf_init(&w, 4096);
+	vhsm_wbuf_frame(&w, VHSM_RESPONSE | VHSM_OP_NITRIDED_PROVISION, 9);
+	vhsm_wbuf_tlv_u32(&w, VHSM_T_STATUS, 0);
+	vhsm_wbuf_tlv_str(&w, VHSM_T_NAME, "caseb-sign");
+	vhsm_wbuf_tlv_str(&w, VHSM_T_JWE, jwe);
+	assert_int_equal(vhsm_wbuf_finish(&w), 0);
+	assert_int_equal(vhsm_frame_decode(w.p, w.len, true, &f, &used), 0);
+	assert_int_equal(f.type, VHSM_RESPONSE | VHSM_OP_NITRIDED_PROVISION);
+	assert_int_equal(vhsm_tlv_find(f.body, f.body_len, VHSM_T_JWE, &v, &l), 0);
+	assert_int_equal(l, strlen(jwe));
+	assert_int_equal(vhsm_tlv_find(f.body, f.body_len, VHSM_T_TOKEN, &v, &l), -1);
+	/* A second JWE in one body is malformed. */
+	vhsm_wbuf_tlv_str(&w, VHSM_T_JWE, jwe);
+	assert_int_equal(vhsm_tlv_validate(w.p + VHSM_HDR_LEN, w.len - VHSM_HDR_LEN), VHSM_DEC_BAD);
+	vhsm_wbuf_free(&w);
+
+	/* The attest answer carries TOKEN; tag 24 does not exist. */
+	vhsm_wbuf_init(&w, 4096);
+	vhsm_wbuf_tlv_str(&w, VHSM_T_TOKEN, "a.b.c");
+	assert_int_equal(vhsm_tlv_validate(w.p, w.len), 0);
+	vhsm_wbuf_tlv_str(&w, VHSM_T_MAX + 1, "x");
+	assert_int_equal(vhsm_tlv_validate(w.p, w.len), VHSM_DEC_BAD);
+	vhsm_wbuf_free(&w);
+
+	/* PROVISION (21) is a request vhsmd serves; 23 is not an opcode. */
+	vhsm_wbuf_init(&w, 4096);
+	vhsm_wbuf_frame(&w, VHSM_OP_PROVISION, 1);
+	vhsm_wbuf_tlv_str(&w, VHSM_T_NAME, "caseb-sign");
+	assert_int_equal(vhsm_wbuf_finish(&w), 0);
+	assert_int_equal(vhsm_frame_decode(w.p, w.len, false, &f, &used), 0);
+	w.p[5] = VHSM_OP_MAX + 1;
+	assert_int_equal(vhsm_frame_decode(w.p, w.len, false, &f, &used), VHSM_DEC_BAD);
+	vhsm_wbuf_free(&w);
+}
+
 int
 main(void)
 {
@@ -263,6 +327,7 @@ main(void)
 		cmocka_unit_test(test_too_many_tlvs),
 		cmocka_unit_test(test_writer_cap),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_caseb_messages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

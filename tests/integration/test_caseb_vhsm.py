@@ -1,0 +1,407 @@
+#!/usr/bin/python3
+"""Case B through vhsmd: an application asks vhsmd to sign with a key it does
+not have; vhsmd makes a transfer key and asks nitrided, which attests the
+(simulated, measured) VM to attestd and gets the key from provd as a JWE that
+only vhsmd can open.  The application gets its signature, never the key.
+Then each refusal, with its reason and nothing installed.
+
+  vhsm sign -> vhsmd (held) -> proxy (this test; can tamper) -> nitrided
+  -> attestd -> provd -> JWE -> vhsmd installs -> signature
+
+Usage: test_caseb_vhsm.py SNPSIMD ATTESTD PROVD NITRIDED NITRIDE VHSMD VHSM
+"""
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from simtest import Snpsimd  # noqa: E402
+
+try:
+    from jwcrypto import jwk
+except ImportError:
+    print("SKIP: python3-jwcrypto is not installed (run with /usr/bin/python3)")
+    sys.exit(77)
+
+SNPSIMD, ATTESTD, PROVD, NITRIDED, NITRIDE, VHSMD, VHSM = sys.argv[1:8]
+ISSUER = "https://attestd.caseb.test"
+failures = []
+T_NAME, T_STATUS, T_MESSAGE, T_TEE, T_JWE = 1, 14, 15, 21, 22
+
+
+def check(cond, msg):
+    print(("ok " if cond else "FAIL: ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def start(argv, prefix):
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line.startswith(prefix):
+        p.kill()
+        raise RuntimeError(f"{argv[0]} did not start: {line!r} {p.stderr.read()}")
+    return p, line.split()[2]
+
+
+def stop(p):
+    if p is not None and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def setup_services(tmp, roots, measurement):
+    """attestd allowing exactly `measurement`; provd holding root-disk."""
+    policy = {"measurements": [measurement], "vmpls": [0], "signing_keys": ["vcek"],
+              "products": ["genoa"], "guest_policy": {"allow_debug": False}}
+    pol = os.path.join(tmp, "attest-policy.json")
+    with open(pol, "w") as f:
+        json.dump(policy, f)
+    acfg = os.path.join(tmp, "attestd.ini")
+    with open(acfg, "w") as f:
+        # The simulator's ARK is pinned explicitly (extra_roots_dir); the
+        # certificates come from the extended report, the KDS is never needed.
+        f.write(f"[attestd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
+                f"state_dir = {tmp}/attestd\npolicy = {pol}\nextra_roots_dir = {roots}\n"
+                f"kds_url = http://127.0.0.1:{closed_port()}\nkds_retries = 1\nkds_timeout = 5\n"
+                f"issuer = {ISSUER}\nworkers = 2\n")
+    attestd, aurl = start([ATTESTD, "--config", acfg], "attestd: listening")
+    jwks = urllib.request.urlopen(aurl + "/v1/jwks", timeout=10).read()
+    with open(os.path.join(tmp, "as.jwks"), "wb") as f:
+        f.write(jwks)
+
+    admin = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+    h = subprocess.run([PROVD, "--hash-token"], input=admin, capture_output=True, text=True,
+                       check=True, timeout=30).stdout.strip()
+    with open(os.path.join(tmp, "tokens"), "w") as f:
+        f.write(f"admin {h} test\n")
+    with open(os.path.join(tmp, "admin.token"), "w") as f:
+        f.write(admin + "\n")
+    pcfg = os.path.join(tmp, "provd.ini")
+    with open(pcfg, "w") as f:
+        f.write(f"[provd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
+                f"state_dir = {tmp}/provd\nas_jwks = {tmp}/as.jwks\nissuer = {ISSUER}\n"
+                f"admin_tokens = {tmp}/tokens\nworkers = 2\n")
+    provd, purl = start([PROVD, "--config", pcfg], "provd: listening")
+    secret = os.urandom(32)
+    with open(os.path.join(tmp, "disk.pass"), "wb") as f:
+        f.write(secret)
+    admin_args = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token")]
+    r = subprocess.run([NITRIDE, "secret", "put", "root-disk", "--type", "opaque",
+                        "--value-file", os.path.join(tmp, "disk.pass")] + admin_args,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "secret put: " + r.stderr.strip())
+    rp = os.path.join(tmp, "release.json")
+    with open(rp, "w") as f:
+        json.dump({"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}, f)
+    r = subprocess.run([NITRIDE, "policy", "set", "root-disk", rp] + admin_args,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "policy set: " + r.stderr.strip())
+    return attestd, aurl, provd, purl, secret
+
+
+
+def tlvs(body):
+    out, off = [], 0
+    while off < len(body):
+        tag, ln = struct.unpack("<HI", body[off:off + 6])
+        out.append([tag, body[off + 6:off + 6 + ln]])
+        off += 6 + ln
+    return out
+
+
+def pack(hdr, items):
+    body = b"".join(struct.pack("<HI", t, len(v)) + v for t, v in items)
+    return hdr[:12] + struct.pack("<I", len(body)) + body
+
+
+def recv_frame(s):
+    buf = b""
+    while len(buf) < 16:
+        c = s.recv(16 - len(buf))
+        if not c:
+            return None
+        buf += c
+    (n,) = struct.unpack("<I", buf[12:16])
+    while len(buf) < 16 + n:
+        c = s.recv(16 + n - len(buf))
+        if not c:
+            return None
+        buf += c
+    return buf
+
+
+class Proxy:
+    """Listens where vhsmd expects nitrided; forwards to a real nitrided,
+    optionally changing the request or the answer (mode)."""
+
+    def __init__(self, path):
+        self.path, self.mode, self.backend = path, "pass", None
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(path)
+        self.srv.listen(8)
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        try:
+            req = recv_frame(c)
+            items = tlvs(req[16:])
+            if self.mode == "wrongkey":  # a JWE for another key
+                other = jwk.JWK.generate(kty="EC", crv="P-256").export_public()
+                items = [[t, other.encode() if t == T_TEE else v] for t, v in items]
+                req = pack(req, items)
+            b = socket.socket(socket.AF_UNIX)
+            b.connect(self.backend)
+            b.sendall(req)
+            ans = recv_frame(b)
+            b.close()
+            if self.mode == "tamper":
+                items = tlvs(ans[16:])
+                for it in items:
+                    if it[0] == T_JWE:
+                        parts = it[1].split(b".")
+                        ct = bytearray(base64.urlsafe_b64decode(parts[3] + b"=="))
+                        ct[0] ^= 1
+                        parts[3] = base64.urlsafe_b64encode(bytes(ct)).rstrip(b"=")
+                        it[1] = b".".join(parts)
+                ans = pack(ans, items)
+            c.sendall(ans)
+        except Exception as e:  # noqa: BLE001
+            print("proxy:", e)
+        finally:
+            c.close()
+
+
+def wait_path(p, proc, what):
+    for _ in range(200):
+        if os.path.exists(p):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not create {p}")
+
+
+def start_vhsmd(tmp, tag, nsock, hold_ms):
+    sock = os.path.join(tmp, f"vhsmd-{tag}.sock")
+    pol = os.path.join(tmp, "vhsm-policy.json")
+    with open(pol, "w") as f:
+        json.dump({"version": 1, "rules": [
+            {"principal": {"uid": os.getuid()}, "keys": ["*"], "operations": ["*"]}]}, f)
+    cfg = os.path.join(tmp, f"vhsmd-{tag}.ini")
+    with open(cfg, "w") as f:
+        f.write(f"[vhsmd]\nsocket = {sock}\npolicy = {pol}\nstate_dir = {tmp}/vhsmd-{tag}\n"
+                f"allow_insecure_memory = yes\n[sealing]\nstore = none\n"
+                f"[caseb]\nnitrided_socket = {nsock}\nhold_timeout_ms = {hold_ms}\n"
+                f"provision = cb-* caseb-*\n")
+    p = subprocess.Popen([VHSMD, "--config", cfg], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    wait_path(sock, p, "vhsmd")
+    return p, sock
+
+
+def start_nitrided(tmp, tag, vm, aurl, purl, cfg):
+    sock = os.path.join(tmp, f"nitrided-{tag}.sock")
+    p = subprocess.Popen([NITRIDED, "--config", cfg, "--listen", sock, "--vhsmd-uid",
+                          str(os.getuid()), "--attestd", aurl, "--provd", purl,
+                          "--snp", "sim:" + vm.socket],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_path(sock, p, "nitrided")
+    return p, sock
+
+
+def vhsm(sock, *args, inp=None):
+    return subprocess.run([VHSM, "--socket", sock] + list(args), input=inp,
+                          capture_output=True, timeout=120)
+
+
+def listed(sock):
+    r = vhsm(sock, "--json", "list")
+    return [k["name"] for k in json.loads(r.stdout).get("keys", [])] if r.returncode == 0 else None
+
+
+def put_secret(tmp, purl, name, typ, valfile, policy):
+    admin = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token")]
+    args = [NITRIDE, "secret", "put", name, "--type", typ]
+    args += ["--value-file", valfile] if valfile else ["--generate"]
+    r = subprocess.run(args + admin, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"secret put {name}: " + r.stderr.strip())
+    rp = os.path.join(tmp, f"release-{name}.json")
+    with open(rp, "w") as f:
+        json.dump(policy, f)
+    r = subprocess.run([NITRIDE, "policy", "set", name, rp] + admin,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"policy set {name}: " + r.stderr.strip())
+    return admin
+
+
+def refused(sock, name, want, label):
+    r = vhsm(sock, "sign", name, "--in", "/dev/null")
+    err = r.stderr.decode(errors="replace").strip()
+    check(r.returncode == 1 and f"key {name} unavailable" in err and want in err,
+          f"{label}: {err}")
+    names = listed(sock)
+    check(names is not None and name not in names, f"{label}: nothing installed")
+
+
+def main():
+    vec = os.environ.get("NITRIDE_VECTORS") or os.environ.get("NITRIDE_VECTORS_DEFAULT", "")
+    m = os.path.join(vec, "measure")
+    if not os.path.isdir(m):
+        print(f"SKIP: measurement vectors not found at {vec!r}")
+        return 77
+    ovmf = os.path.join(m, "fixtures", "ovmf_AmdSev_suffix.bin")
+    kernel = os.path.join(m, "inputs", "kernel.bin")
+    initrd = os.path.join(m, "inputs", "initrd.bin")
+    append = "console=ttyS0 root=/dev/vda1"
+    boot = ["--boot-ovmf", ovmf, "--boot-kernel", kernel, "--boot-initrd", initrd,
+            "--boot-vcpus", "2", "--boot-append", append]
+    tmp = tempfile.mkdtemp(prefix="caseb-vhsm-")
+    procs = []
+    try:
+        r = subprocess.run([NITRIDE, "measure", "--mode", "snp", "--vcpus", "2", "--vcpu-type",
+                            "EPYC-v4", "--ovmf", ovmf, "--kernel", kernel, "--initrd", initrd,
+                            "--append", append], capture_output=True, text=True, timeout=60)
+        measurement = r.stdout.strip()
+        check(r.returncode == 0 and len(measurement) == 96, "nitride measure")
+        state = os.path.join(tmp, "chip")
+        roots = os.path.join(tmp, "roots")
+        subprocess.run([SNPSIMD, "--state-dir", state, "--export-roots", roots], check=True,
+                       capture_output=True, timeout=120)
+        attestd, aurl, provd, purl, _ = setup_services(tmp, roots, measurement)
+        procs += [attestd, provd]
+        good = {"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}
+
+        # The released key: an EC P-256 key whose public half the test keeps.
+        pem = os.path.join(tmp, "sign.pem")
+        pub = os.path.join(tmp, "sign.pub.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", pem], check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-out", pub], check=True,
+                       capture_output=True)
+        admin = put_secret(tmp, purl, "caseb-sign", "p256", pem, good)
+        for n in ("caseb-tamper", "caseb-wrongkey", "caseb-asdown", "caseb-absent"):
+            put_secret(tmp, purl, n, "p256", pem, good)
+        put_secret(tmp, purl, "caseb-denied", "p256", pem,
+                   {"all": [{"measurement": ["00" * 48]}]})
+        put_secret(tmp, purl, "caseb-retired", "p256", pem, good)
+        r = subprocess.run([NITRIDE, "secret", "rm", "caseb-retired", "--version", "1"] + admin,
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "retire caseb-retired v1: " + r.stderr.strip())
+
+        ncfg = os.path.join(tmp, "nitrided.ini")
+        with open(ncfg, "w") as f:
+            f.write("[nitrided]\nattempts = 2\nbackoff_ms = 50\ntimeout_ms = 2000\n")
+        with Snpsimd(SNPSIMD, boot, state_dir=state) as vm:
+            nd, nsock = start_nitrided(tmp, "a", vm, aurl, purl, ncfg)
+            procs.append(nd)
+            nd2, nsock2 = start_nitrided(tmp, "down", vm, f"http://127.0.0.1:{closed_port()}",
+                                         purl, ncfg)
+            procs.append(nd2)
+            proxy = Proxy(os.path.join(tmp, "proxy.sock"))
+            proxy.backend = nsock
+            vd, vsock = start_vhsmd(tmp, "a", proxy.path, 20000)
+            procs.append(vd)
+
+            # 1. The application signs with a key vhsmd does not have yet.
+            check("caseb-sign" not in listed(vsock), "caseb-sign absent at first")
+            msg = os.path.join(tmp, "msg.bin")
+            sig = os.path.join(tmp, "msg.sig")
+            with open(msg, "wb") as f:
+                f.write(b"case B through the vHSM\n")
+            t0 = time.time()
+            r = vhsm(vsock, "sign", "caseb-sign", "--in", msg, "--out", sig)
+            check(r.returncode == 0, "sign with a provisioned key: " + r.stderr.decode().strip())
+            print(f"   provision + sign took {time.time() - t0:.2f} s")
+            r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", pub, "-signature", sig,
+                                msg], capture_output=True, text=True)
+            check(r.returncode == 0 and "Verified OK" in r.stdout,
+                  "the signature verifies with the released key's public half")
+            r = vhsm(vsock, "--json", "info", "caseb-sign")
+            info = json.loads(r.stdout) if r.returncode == 0 else {}
+            check(info.get("origin") in ("provisioned", 2) or "provisioned" in r.stdout.decode(),
+                  "installed as provisioned: " + r.stdout.decode().strip())
+            r = vhsm(vsock, "secret", "get", "caseb-sign")
+            check(r.returncode == 1 and b"never exportable" in r.stderr,
+                  "the application cannot read the key: " + r.stderr.decode().strip())
+            r = vhsm(vsock, "sign", "caseb-sign", "--in", msg, "--out", sig)
+            check(r.returncode == 0, "second sign uses the installed key")
+
+            # 2. Refusals, each with its reason, nothing installed.
+            refused(vsock, "caseb-denied", "release refused", "policy mismatch (measurement)")
+            proxy.mode = "tamper"
+            refused(vsock, "caseb-tamper", "does not decrypt", "tampered JWE")
+            proxy.mode = "wrongkey"
+            refused(vsock, "caseb-wrongkey", "does not decrypt", "JWE for another key")
+            proxy.mode = "pass"
+            proxy.backend = nsock2
+            t0 = time.time()
+            refused(vsock, "caseb-asdown", "attestation service unreachable", "AS down")
+            proxy.backend = nsock
+            refused(vsock, "caseb-retired", "release refused", "retired secret version")
+            refused(vsock, "cb-unknown", "release refused", "unknown secret")
+            r = vhsm(vsock, "sign", "other-key", "--in", msg)
+            check(r.returncode == 1 and b"no key named" in r.stderr,
+                  "a name that is not provisionable is simply not found")
+
+            # 3. nitrided absent: vhsmd times out with a clear error.
+            vd2, vsock2 = start_vhsmd(tmp, "b", os.path.join(tmp, "nobody-here.sock"), 1500)
+            procs.append(vd2)
+            t0 = time.time()
+            refused(vsock2, "caseb-absent", "did not answer within 1500 ms", "nitrided absent")
+            check(time.time() - t0 < 10, "the timeout is the configured one")
+            r = vhsm(vsock2, "ping")
+            check(r.returncode == 0, "vhsmd still serves after the timeout")
+
+            # 4. Boot use: nitrided --once --provision NAME --vhsmd SOCKET.
+            stop(vd2)
+            vd3, vsock3 = start_vhsmd(tmp, "c", os.path.join(tmp, "once.sock"), 20000)
+            procs.append(vd3)
+            r = subprocess.run([NITRIDED, "--config", ncfg, "--once", "--provision", "caseb-sign",
+                                "--vhsmd", vsock3, "--listen", os.path.join(tmp, "once.sock"),
+                                "--vhsmd-uid", str(os.getuid()), "--attestd", aurl,
+                                "--provd", purl, "--snp", "sim:" + vm.socket],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, "nitrided --once --vhsmd: " + r.stderr.strip())
+            check("caseb-sign" in (listed(vsock3) or []), "--once installed the key in vhsmd")
+            check(not os.path.exists(os.path.join(tmp, "once.sock")), "--once removed its socket")
+    finally:
+        for p in procs:
+            stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
