@@ -11,6 +11,7 @@ PACKAGES="
 meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm
 libssl-dev openssl libjansson-dev libcmocka-dev libevent-dev libinih-dev
 libcurl4-openssl-dev libcjose-dev libsqlite3-dev python3-jwcrypto
+cryptsetup-bin
 python3
 "
 

@@ -55,7 +55,7 @@ usage(FILE *f)
 		"  random   N [--out FILE]\n"
 		"  rotate   NAME\n"
 		"  retire   NAME --version N\n"
-		"  read     NAME [--out FILE]        (also: secret get NAME)\n"
+		"  read     NAME [--out FILE|-]      (secret get NAME: raw bytes on stdout)\n"
 		"  provision NAME                    (Case B: have nitrided provision/attest it)\n"
 		"Types: aes256 hmac-sha256 hmac-sha384 p256 p384 ed25519 rsa2048 rsa3072 rsa4096 opaque\n"
 		"Usages: sign verify encrypt decrypt wrap unwrap mac derive\n"
@@ -162,10 +162,16 @@ b64(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* Emit a binary result: to --out, or hex / base64 ("data") on stdout. */
+/* Emit a binary result: to --out FILE, raw to stdout with --out -, or hex /
+ * base64 ("data") on stdout. */
 static int
 emit_bytes(const struct opts *o, json_t *j, const char *key, const uint8_t *p, size_t n)
 {
+	if (o->out != NULL && strcmp(o->out, "-") == 0 && j == NULL) {
+		if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0)
+			return -1;
+		return 0;
+	}
 	if (o->out != NULL) {
 		if (write_file(o->out, p, n) != 0)
 			return -1;
@@ -380,6 +386,7 @@ main(int argc, char **argv)
 	size_t inl = 0, outl = 0, sigl = 0, aadl = 0, peerl = 0;
 	const char *cmd, *name = NULL;
 	int opt, r = 0, rc = 2;
+	bool secret_get = false;
 	uint32_t u;
 	size_t i;
 
@@ -399,12 +406,14 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	/* "secret get NAME" is "read NAME" (cryptsetup … --key-file=-). */
+	/* "secret get NAME" is "read NAME" with the raw bytes on stdout, for
+	 * `vhsm secret get root-disk | cryptsetup open --key-file=- …`. */
 	if (strcmp(cmd, "secret") == 0) {
 		if (optind >= argc || strcmp(argv[optind], "get") != 0)
 			return die_usage("secret: only 'secret get NAME'");
 		optind++;
 		cmd = "read";
+		secret_get = true;
 	}
 	if (strcmp(cmd, "ping") != 0 && strcmp(cmd, "list") != 0) {
 		if (optind >= argc || argv[optind][0] == '-')
@@ -467,6 +476,8 @@ main(int argc, char **argv)
 	if (o.json && (j = json_object()) == NULL)
 		return 2;
 
+	if (secret_get && o.out == NULL && !o.json)
+		o.out = "-"; /* raw bytes on stdout, for a pipe into cryptsetup */
 	if ((r = vhsm_connect(o.socket, &c)) != 0) {
 		fprintf(stderr, "vhsm: %s: %s\n", vhsm_strerror(r), vhsm_last_message());
 		rc = 2;

@@ -250,9 +250,9 @@ def listed(sock):
     return [k["name"] for k in json.loads(r.stdout).get("keys", [])] if r.returncode == 0 else None
 
 
-def put_secret(tmp, purl, name, typ, valfile, policy):
+def put_secret(tmp, purl, name, typ, valfile, policy, extra=()):
     admin = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token")]
-    args = [NITRIDE, "secret", "put", name, "--type", typ]
+    args = [NITRIDE, "secret", "put", name, "--type", typ] + list(extra)
     args += ["--value-file", valfile] if valfile else ["--generate"]
     r = subprocess.run(args + admin, capture_output=True, text=True, timeout=60)
     check(r.returncode == 0, f"secret put {name}: " + r.stderr.strip())
@@ -315,6 +315,11 @@ def main():
         put_secret(tmp, purl, "caseb-denied", "p256", pem,
                    {"all": [{"measurement": ["00" * 48]}]})
         put_secret(tmp, purl, "caseb-retired", "p256", pem, good)
+        passphrase = base64.b64encode(os.urandom(24))  # printable, as a LUKS passphrase
+        passfile = os.path.join(tmp, "luks.pass")
+        with open(passfile, "wb") as f:
+            f.write(passphrase)
+        put_secret(tmp, purl, "caseb-luks", "opaque", passfile, good, ["--exportable"])
         r = subprocess.run([NITRIDE, "secret", "rm", "caseb-retired", "--version", "1"] + admin,
                            capture_output=True, text=True, timeout=60)
         check(r.returncode == 0, "retire caseb-retired v1: " + r.stderr.strip())
@@ -356,6 +361,32 @@ def main():
                   "the application cannot read the key: " + r.stderr.decode().strip())
             r = vhsm(vsock, "sign", "caseb-sign", "--in", msg, "--out", sig)
             check(r.returncode == 0, "second sign uses the installed key")
+
+            # 1b. Boot use: a LUKS passphrase provisioned, then read by the authorised caller.
+            r = vhsm(vsock, "provision", "caseb-luks")
+            check(r.returncode == 0, "vhsm provision caseb-luks: " + r.stderr.decode().strip())
+            r = vhsm(vsock, "secret", "get", "caseb-luks")
+            check(r.returncode == 0 and r.stdout == passphrase,
+                  "vhsm secret get prints the raw passphrase for a pipe")
+            if shutil.which("cryptsetup"):
+                img = os.path.join(tmp, "disk.img")
+                with open(img, "wb") as f:
+                    f.truncate(32 << 20)
+                r = subprocess.run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2",
+                                    "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+                                    "--key-file=-", img], input=passphrase, capture_output=True,
+                                   timeout=120)
+                check(r.returncode == 0, "cryptsetup luksFormat with the provisioned passphrase: "
+                      + r.stderr.decode().strip())
+                got = vhsm(vsock, "secret", "get", "caseb-luks").stdout
+                r = subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file=-", img],
+                                   input=got, capture_output=True, timeout=120)
+                check(r.returncode == 0, "vhsm secret get | cryptsetup open --test-passphrase")
+                r = subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file=-", img],
+                                   input=b"not the passphrase", capture_output=True, timeout=120)
+                check(r.returncode != 0, "a wrong passphrase does not open the image")
+            else:
+                check(False, "cryptsetup is not installed (scripts/setup-deps.sh installs cryptsetup-bin)")
 
             # 2. Refusals, each with its reason, nothing installed.
             refused(vsock, "caseb-denied", "release refused", "policy mismatch (measurement)")
