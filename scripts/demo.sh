@@ -83,7 +83,9 @@ step "A sealing key derived from the chip and the launch measurement (diagnostic
 "$NITRIDE" key derive --fields measurement,policy
 
 # ---------------------------------------------------------------------------
-# Confidential boot and Case B through the services (loopback, plain HTTP).
+# ---------------------------------------------------------------------------
+# The whole system on loopback, with TLS (dev certificates made here):
+# snpsimd (measured boot), attestd, provd (SQLite), vhsmd and nitrided.
 MV="$V/measure"
 OVMF="$MV/fixtures/ovmf_AmdSev_suffix.bin"
 KERNEL="$MV/inputs/kernel.bin"
@@ -92,13 +94,15 @@ APPEND="console=ttyS0 root=/dev/vda1"
 PIDS=""
 cleanup() {
 	for p in $SIMPID $PIDS; do
-		kill "$p" 2>/dev/null
+		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
 	rm -rf "$SIMDIR"
 }
-kill "$SIMPID" 2>/dev/null; wait "$SIMPID" 2>/dev/null || true
+kill "$SIMPID" 2>/dev/null || true
+wait "$SIMPID" 2>/dev/null || true
 SIMPID=""
+ms() { date +%s%N | cut -c1-13; }
 
 # start_daemon NAME PREFIX CMD...: run CMD in the background (a child of this
 # shell, so that cleanup can wait for it), wait for its "PREFIX ADDR" line, and
@@ -112,7 +116,7 @@ start_daemon() {
 	i=0
 	until grep -q "^$prefix" "$SIMDIR/$name.out" 2>/dev/null; do
 		i=$((i + 1))
-		if [ $i -gt 300 ]; then
+		if [ $i -gt 300 ] || ! kill -0 "$DAEMON_PID" 2>/dev/null; then
 			echo "demo: $name did not start" >&2
 			cat "$SIMDIR/$name.log" >&2
 			exit 1
@@ -122,12 +126,41 @@ start_daemon() {
 	DAEMON_ADDR=$(sed -n "s/^$prefix \([^ ]*\).*/\1/p" "$SIMDIR/$name.out" | head -n 1)
 }
 
+# start_socket_daemon NAME SOCKET CMD...: as above, for daemons that announce
+# themselves by creating their Unix socket.
+start_socket_daemon() {
+	name=$1 sock=$2
+	shift 2
+	"$@" >"$SIMDIR/$name.out" 2>"$SIMDIR/$name.log" &
+	DAEMON_PID=$!
+	i=0
+	until [ -S "$sock" ]; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			echo "demo: $name did not start" >&2
+			cat "$SIMDIR/$name.log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+step "Dev TLS certificates for the services on 127.0.0.1"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+	-subj "/CN=Nitride demo CA" -keyout "$SIMDIR/ca.key" -out "$SIMDIR/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+	-keyout "$SIMDIR/tls.key" -out "$SIMDIR/tls.csr" 2>/dev/null
+printf 'subjectAltName = IP:127.0.0.1\n' >"$SIMDIR/san.ext"
+openssl x509 -req -in "$SIMDIR/tls.csr" -CA "$SIMDIR/ca.pem" -CAkey "$SIMDIR/ca.key" \
+	-CAcreateserial -days 1 -extfile "$SIMDIR/san.ext" -out "$SIMDIR/tls.crt" 2>/dev/null
+echo "CA $SIMDIR/ca.pem, server certificate for IP 127.0.0.1"
+
 step "The operator computes the measurement the VM must have (OVMF + kernel + initrd + command line)"
 MEAS=$("$NITRIDE" measure --mode snp --vcpus 2 --vcpu-type EPYC-v4 --ovmf "$OVMF" \
 	--kernel "$KERNEL" --initrd "$INITRD" --append "$APPEND")
 echo "expected MEASUREMENT $MEAS"
 
-step "Attestation Service (policy: exactly that measurement) and Provisioning Service (a disk passphrase)"
+step "Attestation Service (policy: exactly that measurement) and Provisioning Service, over HTTPS"
 "$BUILD/bin/snpsimd" --state-dir "$SIMDIR/chip" --export-roots "$SIMDIR/chip-roots" >/dev/null 2>&1
 cat >"$SIMDIR/attest-policy.json" <<JSON
 {"measurements": ["$MEAS"], "vmpls": [0], "signing_keys": ["vcek"], "products": ["genoa"],
@@ -136,7 +169,8 @@ JSON
 cat >"$SIMDIR/attestd.ini" <<INI
 [attestd]
 listen = 127.0.0.1:0
-plain_http = yes
+tls_cert = $SIMDIR/tls.crt
+tls_key = $SIMDIR/tls.key
 state_dir = $SIMDIR/attestd
 policy = $SIMDIR/attest-policy.json
 extra_roots_dir = $SIMDIR/chip-roots
@@ -147,15 +181,19 @@ start_daemon attestd "attestd: listening" "$BUILD/bin/attestd" --config "$SIMDIR
 AURL=$DAEMON_ADDR
 PIDS="$PIDS $DAEMON_PID"
 echo "attestd at $AURL"
+/usr/bin/python3 - "$AURL/v1/jwks" "$SIMDIR/ca.pem" >"$SIMDIR/as.jwks" <<'PY'
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], context=ctx, timeout=30).read().decode())
+PY
 ADMIN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$ADMIN" >"$SIMDIR/admin.token"
 echo "admin $(printf '%s' "$ADMIN" | "$BUILD/bin/provd" --hash-token) demo" >"$SIMDIR/admin-tokens"
-curl -sf "$AURL/v1/jwks" >"$SIMDIR/as.jwks" 2>/dev/null ||
-	/usr/bin/python3 -c "import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" "$AURL/v1/jwks" >"$SIMDIR/as.jwks"
 cat >"$SIMDIR/provd.ini" <<INI
 [provd]
 listen = 127.0.0.1:0
-plain_http = yes
+tls_cert = $SIMDIR/tls.crt
+tls_key = $SIMDIR/tls.key
 state_dir = $SIMDIR/provd
 as_jwks = $SIMDIR/as.jwks
 issuer = https://attestd.demo
@@ -165,46 +203,96 @@ start_daemon provd "provd: listening" "$BUILD/bin/provd" --config "$SIMDIR/provd
 PURL=$DAEMON_ADDR
 PIDS="$PIDS $DAEMON_PID"
 echo "provd at $PURL"
-head -c 32 /dev/urandom >"$SIMDIR/disk.pass"
-"$NITRIDE" secret put root-disk --type opaque --value-file "$SIMDIR/disk.pass" \
-	--url "$PURL" --token-file "$SIMDIR/admin.token"
+ADM="--url $PURL --token-file $SIMDIR/admin.token --cacert $SIMDIR/ca.pem"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SIMDIR/app.pem" 2>/dev/null
+openssl pkey -in "$SIMDIR/app.pem" -pubout -out "$SIMDIR/app.pub.pem"
 printf '{"all": [{"measurement": ["%s"]}], "ear_status": ["affirming"]}\n' "$MEAS" >"$SIMDIR/release.json"
-"$NITRIDE" policy set root-disk "$SIMDIR/release.json" --url "$PURL" --token-file "$SIMDIR/admin.token"
+for NAME in app-signing app-other; do
+	# shellcheck disable=SC2086
+	"$NITRIDE" secret put "$NAME" --type p256 --value-file "$SIMDIR/app.pem" --usages sign $ADM
+	# shellcheck disable=SC2086
+	"$NITRIDE" policy set "$NAME" "$SIMDIR/release.json" $ADM
+done
 
-# The transfer key stands for the vHSM's: only its public half leaves it.
-/usr/bin/python3 - "$SIMDIR" <<'PY'
-import sys
-from jwcrypto import jwk
-k = jwk.JWK.generate(kty="EC", crv="P-256")
-open(sys.argv[1] + "/transfer.priv.jwk", "w").write(k.export_private())
-open(sys.argv[1] + "/transfer.pub.jwk", "w").write(k.export_public())
-PY
+step "The VM boots the measured images; nitrided and vhsmd start inside it"
+start_daemon vm "snpsimd: socket" "$BUILD/bin/snpsimd" --state-dir "$SIMDIR/chip" \
+	--boot-ovmf "$OVMF" --boot-kernel "$KERNEL" --boot-initrd "$INITRD" \
+	--boot-append "$APPEND" --boot-vcpus 2
+SIMPID=$DAEMON_PID
+SOCK=$DAEMON_ADDR
+cat >"$SIMDIR/nitrided.ini" <<INI
+[nitrided]
+attestd_url = $AURL
+provd_url = $PURL
+ca_bundle = $SIMDIR/ca.pem
+snp = sim:$SOCK
+listen_socket = $SIMDIR/nitrided.sock
+vhsmd_uid = $(id -u)
+attempts = 2
+backoff_ms = 100
+INI
+start_socket_daemon nitrided "$SIMDIR/nitrided.sock" "$BUILD/bin/nitrided" --config "$SIMDIR/nitrided.ini"
+NITRIDED_PID=$DAEMON_PID
+# vhsmd's socket must be reachable by other users for the refusal below to be
+# vhsmd's policy, not a directory permission.
+chmod 711 "$SIMDIR"
+mkdir -m 711 "$SIMDIR/run"
+cat >"$SIMDIR/vhsm-policy.json" <<JSON
+{"version": 1, "rules": [
+  {"comment": "the application (root here) uses keys; nitrided (same uid) may inject them",
+   "principal": {"uid": $(id -u)}, "keys": ["*"], "operations": ["*"]}]}
+JSON
+cat >"$SIMDIR/vhsmd.ini" <<INI
+[vhsmd]
+socket = $SIMDIR/run/vhsmd.sock
+socket_mode = 0666
+policy = $SIMDIR/vhsm-policy.json
+state_dir = $SIMDIR/vhsmd
+[sealing]
+store = none
+[caseb]
+nitrided_socket = $SIMDIR/nitrided.sock
+hold_timeout_ms = 20000
+provision = app-*
+INI
+start_socket_daemon vhsmd "$SIMDIR/run/vhsmd.sock" "$BUILD/bin/vhsmd" --config "$SIMDIR/vhsmd.ini"
+PIDS="$PIDS $NITRIDED_PID $DAEMON_PID"
+VHSM="$BUILD/bin/vhsm --socket $SIMDIR/run/vhsmd.sock"
+grep -E '^(Dumpable|VmLck)' "/proc/$DAEMON_PID/status" 2>/dev/null || true
 
-for CASE in measured changed; do
-	if [ "$CASE" = measured ]; then
-		step "The VM boots the measured images: nitrided attests and fetches the secret"
-		BOOT_APPEND=$APPEND
-	else
-		step "The same VM with a changed kernel command line (init=/bin/sh): refused"
-		BOOT_APPEND="$APPEND init=/bin/sh"
-	fi
-	start_daemon vm "snpsimd: socket" "$BUILD/bin/snpsimd" --state-dir "$SIMDIR/chip" \
-		--boot-ovmf "$OVMF" --boot-kernel "$KERNEL" --boot-initrd "$INITRD" \
-		--boot-append "$BOOT_APPEND" --boot-vcpus 2
-	SOCK=$DAEMON_ADDR
-	SIMPID=$DAEMON_PID
-	if [ "$CASE" = measured ]; then
-		echo "-- one attestation by hand: challenge, report binding nonce and key, token"
-		/usr/bin/python3 - "$AURL" "$NITRIDE" "$SOCK" "$SIMDIR" <<'PY'
-import base64, hashlib, json, subprocess, sys, urllib.request
+step "Case A: an application signs with a key generated inside the vHSM"
+printf 'hello from an application\n' >"$SIMDIR/msg"
+T0=$(ms)
+$VHSM generate local-key --type p256 --usage sign,verify >/dev/null
+$VHSM sign local-key --in "$SIMDIR/msg" --out "$SIMDIR/msg.sig"
+$VHSM info local-key --pubout "$SIMDIR/local.pub.pem" --pem >/dev/null
+echo "generate + sign: $(($(ms) - T0)) ms"
+openssl dgst -sha256 -verify "$SIMDIR/local.pub.pem" -signature "$SIMDIR/msg.sig" "$SIMDIR/msg"
+if $VHSM read local-key >/dev/null 2>&1; then
+	echo "demo: the private key was readable" >&2
+	exit 1
+fi
+echo "the key itself cannot be read: private keys are never exportable"
+echo "another principal (uid nobody) asks to sign with it:"
+if setpriv --reuid=65534 --regid=65534 --clear-groups $VHSM sign local-key --in "$SIMDIR/msg" \
+	--out "$SIMDIR/nobody.sig"; then
+	echo "demo: nobody could sign" >&2
+	exit 1
+fi
+
+/usr/bin/python3 - "$AURL" "$NITRIDE" "$SOCK" "$SIMDIR" <<'PY'
+# One attestation by hand, to show the token attestd issues.
+import base64, hashlib, json, ssl, subprocess, sys, urllib.request
 aurl, nitride, sock, d = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=d + "/ca.pem")
 def post(path, body):
     req = urllib.request.Request(aurl + path, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
-    return json.loads(urllib.request.urlopen(req, timeout=30).read())
+    return json.loads(urllib.request.urlopen(req, context=ctx, timeout=30).read())
+print("\n\033[1m== An attestation by hand: challenge, report binding nonce and key, token\033[0m")
 nonce = post("/v1/challenge", {})["nonce"]
-pub = json.loads(open(d + "/transfer.pub.jwk").read())
-# RFC 8785 canonical JSON of {"nonce", "tee-pubkey"} (ASCII members: sorted keys, no spaces).
+pub = {"kty": "EC", "crv": "P-256", "x": "g8MMElYJEOgXsaggM3TqYL-ldI-YDW4q7E5SptbJlwI",
+       "y": "d4u-Jfy-dXoMqKcgp4LQ764nM2i1_rODPUnpp-uORx8"}
 jcs = json.dumps({"nonce": nonce, "tee-pubkey": pub}, sort_keys=True, separators=(",", ":"))
 rd = hashlib.sha384(jcs.encode()).hexdigest() + "00" * 16
 subprocess.run([nitride, "report", "get", "--snp", "sim:" + sock, "--data", rd, "--ext",
@@ -215,36 +303,43 @@ tok = post("/v1/attest", {"nonce": nonce, "tee_pubkey": pub,
                           "certs": base64.b64encode(open(d + "/ev.certs", "rb").read()).decode()})["token"]
 claims = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
 cpu = claims["submods"]["cpu0"]
-print("token: ES256 JWT from", claims["iss"], "valid", claims["exp"] - claims["iat"], "s;",
-      "ear.status", cpu["ear.status"], "; cnf.jwk = the transfer key:",
-      claims["cnf"]["jwk"]["x"] == pub["x"])
 ev = cpu.get("ear.veraison.annotated-evidence", {})
-print("appraised evidence in the token: product", ev.get("product"), "measurement",
-      ev.get("measurement", "")[:32] + "…")
+print("token: ES256 JWT from", claims["iss"], "valid", claims["exp"] - claims["iat"], "s;",
+      "ear.status", cpu["ear.status"] + "; cnf.jwk is the transfer key:",
+      claims["cnf"]["jwk"]["x"] == pub["x"])
+print("appraised:", ev.get("product"), "measurement", ev.get("measurement", "")[:32] + "…")
 PY
-	fi
-	T0=$(date +%s%N)
-	if "$BUILD/bin/nitrided" --once --provision root-disk --tee-pubkey "$SIMDIR/transfer.pub.jwk" \
-		--out "$SIMDIR/root-disk.jwe" --attestd "$AURL" --provd "$PURL" --snp "sim:$SOCK"; then
-		echo "flow took $(( ($(date +%s%N) - T0) / 1000000 )) ms; nitrided holds only a JWE:"
-		cut -c1-72 "$SIMDIR/root-disk.jwe"; echo "..."
-		/usr/bin/python3 - "$SIMDIR" <<'PY'
-import base64, json, sys
-from jwcrypto import jwe, jwk
-d = sys.argv[1]
-t = jwe.JWE()
-t.deserialize(open(d + "/root-disk.jwe").read(), key=jwk.JWK.from_json(open(d + "/transfer.priv.jwk").read()))
-got = base64.b64decode(json.loads(t.payload)["value"])
-ok = got == open(d + "/disk.pass", "rb").read()
-print("the transfer key's holder decrypts it:", "the passphrase matches" if ok else "MISMATCH")
-sys.exit(0 if ok else 1)
-PY
-		[ "$CASE" = measured ] || { echo "demo: the changed image got the secret" >&2; exit 1; }
-	else
-		[ "$CASE" = changed ] || { echo "demo: the measured image was refused" >&2; exit 1; }
-	fi
-	kill "$SIMPID" 2>/dev/null; wait "$SIMPID" 2>/dev/null || true
-	SIMPID=""
-done
+
+step "Case B: the application asks for a key the vHSM does not have"
+echo "vhsmd holds the request, makes a transfer key, asks nitrided; nitrided attests"
+echo "(attestd), fetches the key as a JWE (provd) and vhsmd installs it:"
+T0=$(ms)
+$VHSM sign app-signing --in "$SIMDIR/msg" --out "$SIMDIR/app.sig"
+echo "attestation + release + injection + sign: $(($(ms) - T0)) ms"
+openssl dgst -sha256 -verify "$SIMDIR/app.pub.pem" -signature "$SIMDIR/app.sig" "$SIMDIR/msg"
+T0=$(ms)
+$VHSM sign app-signing --in "$SIMDIR/msg" --out "$SIMDIR/app.sig"
+echo "the second signature uses the installed key: $(($(ms) - T0)) ms"
+if $VHSM read app-signing >/dev/null 2>&1; then
+	echo "demo: the application read the provisioned key" >&2
+	exit 1
+fi
+echo "and the application never gets the key itself"
+
+step "A refusal: the VM rebooted with a changed kernel command line (init=/bin/sh)"
+kill "$NITRIDED_PID" "$SIMPID" 2>/dev/null || true
+wait "$NITRIDED_PID" "$SIMPID" 2>/dev/null || true
+rm -f "$SIMDIR/nitrided.sock"
+start_daemon vm "snpsimd: socket" "$BUILD/bin/snpsimd" --state-dir "$SIMDIR/chip" \
+	--boot-ovmf "$OVMF" --boot-kernel "$KERNEL" --boot-initrd "$INITRD" \
+	--boot-append "$APPEND init=/bin/sh" --boot-vcpus 2
+SIMPID=$DAEMON_PID
+sed -i "s|^snp = .*|snp = sim:$DAEMON_ADDR|" "$SIMDIR/nitrided.ini"
+start_socket_daemon nitrided "$SIMDIR/nitrided.sock" "$BUILD/bin/nitrided" --config "$SIMDIR/nitrided.ini"
+PIDS="$PIDS $DAEMON_PID"
+if $VHSM sign app-other --in "$SIMDIR/msg" --out "$SIMDIR/other.sig"; then
+	echo "demo: the changed image got its key" >&2
+	exit 1
+fi
 echo
 echo "demo: done"
