@@ -22,6 +22,7 @@
 
 #include <curl/curl.h>
 
+#include "common/sdnotify.h"
 #include "attest/collateral.h"
 #include "attest/config.h"
 #include "attest/nonce.h"
@@ -40,30 +41,6 @@ usage(FILE *f)
 		      "                    expire); the next start creates a new one\n"
 		      "  --help            this text\n"
 		      "exit: 0 ok, 2 configuration or start-up error\n");
-}
-
-/* systemd readiness (Type=notify) without libsystemd: one datagram to
- * $NOTIFY_SOCKET ("/path" or "@abstract").  Silently does nothing otherwise. */
-static void
-sd_notify_msg(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t n;
-	socklen_t sl;
-	int fd;
-
-	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
-	    (n = strlen(path)) >= sizeof(sa.sun_path))
-		return;
-	memcpy(sa.sun_path, path, n);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return;
-	(void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, sl);
-	(void)close(fd);
 }
 
 static int

@@ -20,6 +20,7 @@
 #include "common/atomicfile.h"
 #include "common/fileio.h"
 #include "common/inifile.h"
+#include "common/sdnotify.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -202,6 +203,7 @@ serve_mode(struct config *c, const char *name)
 	if (name == NULL) {
 		fprintf(stderr, "nitrided: ready: socket %s (serving uid %ld) pid %d\n",
 			c->listen_socket, c->vhsmd_uid, (int)getpid());
+		sd_notify_msg("READY=1");
 		ret = serve_run(&os.sc, os.lfd, &stop_flag) == 0 ? 0 : 2;
 		goto out;
 	}

@@ -20,6 +20,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/sdnotify.h"
 #include "provision/audit.h"
 #include "provision/config.h"
 #include "provision/seal.h"
@@ -159,6 +160,7 @@ main(int argc, char **argv)
 	prov_log("info", "started: %s, issuer %s, database %s", bound, cfg.issuer, cfg.database);
 	(void)printf("provd: listening %s\n", bound);
 	(void)fflush(stdout);
+	sd_notify_msg("READY=1");
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;

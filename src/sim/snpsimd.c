@@ -16,6 +16,7 @@
 #include <string.h>
 #include <event2/event.h>
 
+#include "common/sdnotify.h"
 #include "sim/sim_firmware.h"
 #include "sim/sim_kds.h"
 #include "sim/sim_launch.h"
@@ -129,6 +130,7 @@ run(struct sim_state *st, const struct sim_launch *l, const char *kds_listen)
 		l->signing_key == SNP_SIGNING_KEY_VLEK ? "VLEK" : "VCEK", l->guest_vmpl);
 	/* Tests read this line: keep its format. */
 	printf("snpsimd: socket %s kds http://127.0.0.1:%u\n", sock, sim_kds_port(kds));
+	sd_notify_msg("READY=1");
 	if (fflush(stdout) != 0) {
 		sim_log(SIM_LOG_ERROR, "cannot write to stdout");
 		goto out;

@@ -6,6 +6,7 @@
  * (reload the policy).  Keys live in OpenSSL's secure heap; the process is
  * not dumpable and writes no core.  vhsmd opens no network connection.
  */
+#include "common/sdnotify.h"
 #include "vhsm/vhsmd.h"
 
 #include <errno.h>
@@ -437,28 +438,6 @@ conn_write(struct conn *cn)
 	return 0;
 }
 
-static void
-sd_notify_ready(void)
-{
-	const char *ns = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa;
-	int fd;
-
-	if (ns == NULL || (ns[0] != '/' && ns[0] != '@') || strlen(ns) >= sizeof(sa.sun_path))
-		return;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, ns, strlen(ns));
-	if (ns[0] == '@')
-		sa.sun_path[0] = 0;
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return;
-	if (sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(ns))) < 0)
-		vhsmd_log("warning", "sd_notify: %s", strerror(errno));
-	close(fd);
-}
-
 static int
 serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
 {
@@ -691,7 +670,7 @@ main(int argc, char **argv)
 		goto out;
 	vhsmd_log("info", "ready: socket %s pid %d secure_heap %s", c->socket, (int)getpid(),
 		  CRYPTO_secure_malloc_initialized() ? "on" : "off");
-	sd_notify_ready();
+	sd_notify_msg("READY=1");
 	rc = serve(&d, c, lfd, sfd) == 0 ? 0 : 2;
 	unlink(c->socket);
 out:

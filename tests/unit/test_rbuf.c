@@ -7,7 +7,15 @@
 
 #include "common/hex.h"
 #include "common/rbuf.h"
+#include "common/sdnotify.h"
 #include "common/timefmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 static void
 test_reads_in_bounds(void **state)
@@ -124,6 +132,58 @@ test_rfc3339(void **state)
 	assert_int_equal(rfc3339_parse("", &t), -1);
 }
 
+/* Bind a datagram socket at `path` ('@' = abstract) and return its fd. */
+static int
+bind_notify(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	memcpy(sa.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))), 0);
+	return fd;
+}
+
+static void
+test_sd_notify(void **state)
+{
+	char path[64], abstract[64], buf[64];
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	(void)snprintf(path, sizeof(path), "/tmp/nitride-notify-%d", (int)getpid());
+	(void)unlink(path);
+	fd = bind_notify(path);
+	assert_int_equal(setenv("NOTIFY_SOCKET", path, 1), 0);
+	sd_notify_msg("READY=1");
+	n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	assert_int_equal(n, 7);
+	buf[n] = '\0';
+	assert_string_equal(buf, "READY=1");
+	close(fd);
+	(void)unlink(path);
+
+	(void)snprintf(abstract, sizeof(abstract), "@nitride-notify-%d", (int)getpid());
+	fd = bind_notify(abstract);
+	assert_int_equal(setenv("NOTIFY_SOCKET", abstract, 1), 0);
+	sd_notify_msg("STOPPING=1");
+	n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	assert_int_equal(n, 10);
+	close(fd);
+
+	/* Not under systemd, or a relative path: nothing happens, nothing fails. */
+	assert_int_equal(unsetenv("NOTIFY_SOCKET"), 0);
+	sd_notify_msg("READY=1");
+	assert_int_equal(setenv("NOTIFY_SOCKET", "relative/path", 1), 0);
+	sd_notify_msg("READY=1");
+	assert_int_equal(unsetenv("NOTIFY_SOCKET"), 0);
+}
+
 int
 main(void)
 {
@@ -134,6 +194,7 @@ main(void)
 		cmocka_unit_test(test_put_le),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_sd_notify),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
