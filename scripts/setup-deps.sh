@@ -13,6 +13,7 @@ libssl-dev openssl libjansson-dev libcmocka-dev libevent-dev libinih-dev
 libcurl4-openssl-dev libcjose-dev libsqlite3-dev python3-jwcrypto
 cryptsetup-bin
 python3
+p11-kit libp11-kit-dev opensc gnutls-bin libengine-pkcs11-openssl openssh-client nginx-light softhsm2 curl
 "
 
 missing=""
