@@ -36,6 +36,7 @@ struct pend {
 	uint8_t *in;
 	size_t in_len;
 	int64_t deadline, next_try; /* monotonic ms */
+	bool refresh;               /* a rotation check: no request is held on it */
 	char last_err[200];         /* why nitrided could not be reached yet */
 	bool done;
 	int status;
@@ -50,6 +51,7 @@ struct vcaseb {
 	cjose_jwk_t *jwks[JWKS_MAX];
 	char *kids[JWKS_MAX];
 	size_t njwks;
+	int64_t next_rotate;   /* monotonic ms of the next rotation check (rotate_interval > 0) */
 };
 
 static int64_t
@@ -71,6 +73,16 @@ vcaseb_config_key(struct vcaseb_config *c, const char *name, const char *value)
 		if (value[0] != '/' || strlen(value) >= sizeof(c->socket))
 			return 0;
 		memcpy(c->socket, value, strlen(value) + 1);
+		return 1;
+	}
+	if (strcmp(name, "rotate_interval") == 0) {
+		if (value[0] < '0' || value[0] > '9')
+			return 0;
+		errno = 0;
+		n = strtoull(value, &end, 10);
+		if (errno != 0 || *end != 0 || n > 7u * 86400u)
+			return 0;
+		c->rotate_interval = (unsigned)n;
 		return 1;
 	}
 	if (strcmp(name, "hold_timeout_ms") == 0 || strcmp(name, "clock_skew") == 0) {
@@ -207,6 +219,7 @@ vcaseb_new(const struct vcaseb_config *c, struct vcaseb **out, char *err, size_t
 	if (cb->cfg.hold_ms == 0)
 		cb->cfg.hold_ms = 30000;
 	cb->next_id = 1;
+	cb->next_rotate = now_ms() + (int64_t)cb->cfg.rotate_interval * 1000;
 	if (c->as_jwks[0] && load_jwks(cb, c->as_jwks, err, errlen) != 0) {
 		vcaseb_free(cb);
 		return -1;
@@ -239,8 +252,9 @@ find(struct vcaseb *cb, const char *name)
 	return NULL;
 }
 
-int
-vcaseb_start(struct vhsmd *d, const char *name, uint32_t kind, char *msg, size_t msglen)
+/* Start a hand-off (refresh: a rotation check, nothing held on it). */
+static int
+start(struct vhsmd *d, const char *name, uint32_t kind, bool refresh, char *msg, size_t msglen)
 {
 	struct vcaseb *cb = d->caseb;
 	struct pend *p = NULL;
@@ -258,6 +272,7 @@ vcaseb_start(struct vhsmd *d, const char *name, uint32_t kind, char *msg, size_t
 	p->fd = -1;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->kind = kind;
+	p->refresh = refresh;
 	vhsm_wbuf_init(&p->out, 64 * 1024);
 	/* A fresh transfer key per hand-off: its private half lives in the
 	 * secure heap (OpenSSL allocates EC private scalars there) and dies with
@@ -277,12 +292,43 @@ vcaseb_start(struct vhsmd *d, const char *name, uint32_t kind, char *msg, size_t
 	snprintf(p->last_err, sizeof(p->last_err), "no answer");
 	cb->p[cb->n++] = p;
 	vhsmd_log("info", "case B: %s %s through nitrided (%s)",
-		  kind == VHSM_OP_NITRIDED_ATTEST ? "attesting" : "provisioning", name, cb->cfg.socket);
+		  refresh ? "checking for a new version of"
+			  : kind == VHSM_OP_NITRIDED_ATTEST ? "attesting" : "provisioning",
+		  name, cb->cfg.socket);
 	return 0;
 nomem:
 	snprintf(msg, msglen, "key %s unavailable: cannot create a transfer key", name);
 	pend_free(p);
 	return r;
+}
+
+int
+vcaseb_start(struct vhsmd *d, const char *name, uint32_t kind, char *msg, size_t msglen)
+{
+	return start(d, name, kind, false, msg, msglen);
+}
+
+/* A rotation check: re-provision every installed provisionable key that has
+ * no hand-off in flight (one hand-off per name; a held request for the name
+ * joins it as usual). */
+static void
+rotate_all(struct vhsmd *d)
+{
+	struct vcaseb *cb = d->caseb;
+	char msg[VCASEB_MSG_MAX];
+	size_t i;
+
+	for (i = 0; i < d->nkeys; i++) {
+		const struct vkey *k = d->keys[i];
+
+		if (k->origin != VHSM_ORIGIN_PROVISIONED || !vcaseb_provisionable(cb, k->name) ||
+		    find(cb, k->name) != NULL)
+			continue;
+		if (start(d, k->name, VHSM_OP_NITRIDED_PROVISION, true, msg, sizeof(msg)) != 0) {
+			vhsmd_log("warning", "case B: rotation check of %s not started: %s", k->name, msg);
+			break; /* the hand-off table is full: the rest wait for the next check */
+		}
+	}
 }
 
 size_t
@@ -319,6 +365,8 @@ vcaseb_timeout(const struct vcaseb *cb)
 		if (best < 0 || t < best)
 			best = t;
 	}
+	if (cb->cfg.rotate_interval != 0 && (best < 0 || cb->next_rotate < best))
+		best = cb->next_rotate;
 	if (best < 0)
 		return -1;
 	return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
@@ -336,6 +384,11 @@ finish(struct pend *p, int status, const char *fmt, ...)
 	va_end(ap);
 	p->status = status;
 	p->done = true;
+	if (p->refresh) {
+		/* A failed rotation check changes nothing: the key stays as it is. */
+		vhsmd_log(status != 0 ? "warning" : "info", "case B: rotation check: %s", p->msg);
+		status = 0;
+	}
 	if (p->fd >= 0) {
 		close(p->fd);
 		p->fd = -1;
@@ -383,6 +436,17 @@ try_connect(struct vhsmd *d, struct pend *p)
 	return 0;
 }
 
+static bool
+installed(const struct vhsmd *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->nkeys; i++)
+		if (strcmp(d->keys[i]->name, name) == 0)
+			return true;
+	return false;
+}
+
 /* Decrypt the inject JWE with the transfer key and install what it carries. */
 static void
 on_jwe(struct vhsmd *d, struct pend *p, const uint8_t *jwe, size_t len)
@@ -413,12 +477,17 @@ on_jwe(struct vhsmd *d, struct pend *p, const uint8_t *jwe, size_t len)
 		       "(tampered, or encrypted to another key)", p->name);
 		goto out;
 	}
+	if (p->refresh && !installed(d, p->name)) {
+		finish(p, 0, "key %s was deleted during the check; not re-installed", p->name);
+		goto out;
+	}
 	if (vhsmd_inject(d, p->name, pt, ptl, msg, sizeof(msg)) != 0) {
 		finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: %s", p->name, msg);
 		goto out;
 	}
-	vhsmd_log("audit", "inject key=%s (case B, through nitrided)", p->name);
-	finish(p, 0, "key %s provisioned", p->name);
+	if (!p->refresh)
+		vhsmd_log("audit", "inject key=%s (case B, through nitrided)", p->name);
+	finish(p, 0, "%s", msg);
 out:
 	if (pt != NULL) {
 		OPENSSL_cleanse(pt, ptl);
@@ -610,6 +679,10 @@ vcaseb_step(struct vhsmd *d, const struct pollfd *pfd, size_t n)
 
 	if (cb == NULL)
 		return;
+	if (cb->cfg.rotate_interval != 0 && now >= cb->next_rotate) {
+		cb->next_rotate = now + (int64_t)cb->cfg.rotate_interval * 1000;
+		rotate_all(d);
+	}
 	for (i = 0; i < cb->n; i++) {
 		struct pend *p = cb->p[i];
 

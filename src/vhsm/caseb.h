@@ -10,6 +10,12 @@
  *      (checked against the Attestation Service's JWKS), or nitrided's reason
  *   -> the transfer key is freed (wiped), the held requests are answered.
  *
+ * Rotation (rotate_interval > 0): every interval, each installed key whose
+ * name is provisionable is re-provisioned the same way (fresh transfer key,
+ * nitrided re-attests, provd releases its latest non-retired version) with no
+ * request held; a newer version is added to the key (vhsmd_inject), an equal
+ * or older one changes nothing.
+ *
  * Single-threaded: driven from vhsmd's poll loop.
  */
 #ifndef NITRIDE_VHSM_CASEB_H
@@ -34,6 +40,7 @@ struct vcaseb_config {
 	char as_jwks[4096];    /* the Attestation Service's JWKS file (gated keys) */
 	char as_issuer[256];   /* expected "iss" of EAR tokens ("" = not checked) */
 	unsigned clock_skew;   /* seconds allowed on exp/nbf (default 60) */
+	unsigned rotate_interval; /* seconds between rotation checks (0 = off) */
 };
 
 struct vcaseb;

@@ -320,6 +320,7 @@ vhsmd_keys_load(struct vhsmd *d, char *err, size_t errlen)
 
 struct spec {
 	uint32_t type, usages, flags, max_age;
+	uint32_t version; /* the first version's number; 0 = 1 (a Case B release keeps provd's) */
 };
 
 static int
@@ -327,6 +328,7 @@ read_spec(struct req *q, struct spec *s)
 {
 	int r;
 
+	s->version = 0; /* keys made by a request start at version 1 */
 	if (vhsm_tlv_u32(q->body, q->blen, VHSM_T_KEY_TYPE, &s->type) != 0 ||
 	    !vk_type_valid(s->type))
 		return fail(q, VHSM_E_ARGUMENT, "missing or unknown key type");
@@ -371,7 +373,7 @@ install(struct req *q, const char *name, const struct spec *s, uint32_t origin,
 	k->origin = origin;
 	k->max_age = s->max_age;
 	k->nv = 1;
-	k->v[0].version = 1;
+	k->v[0].version = s->version != 0 ? s->version : 1;
 	k->v[0].m = *m;
 	memset(m, 0, sizeof(*m));
 	if (k->flags & VHSM_FLAG_PERSISTENT) {
@@ -1081,10 +1083,66 @@ out:
 	return r;
 }
 
+/*
+ * Case B rotation: add release version `version` (material m, taken over on
+ * success and failure) to the installed key k, like rotate with given
+ * material.  A version not newer than k's current one is never installed
+ * (provd's "latest" skips retired versions, so a retired or older version
+ * can only come back as a downgrade, which is refused silently): 0 with
+ * "up to date" in msg.  The key keeps its attributes; older versions stay
+ * usable for verify/decrypt until retired.  0, or -1 with the reason in msg.
+ */
+static int
+add_version(struct vhsmd *d, struct vkey *k, uint32_t type, uint32_t version, struct vk_material *m,
+	    char *msg, size_t msglen)
+{
+	struct vkver *nv, *cur;
+	int r = -1;
+
+	if (type != k->type) {
+		snprintf(msg, msglen, "the release is a %s key, the installed key is %s",
+			 vhsm_key_type_name(type), vhsm_key_type_name(k->type));
+		goto out;
+	}
+	if (version <= key_current(k)->version) {
+		snprintf(msg, msglen, "key %s is up to date (version %u; provd's latest is %u)", k->name,
+			 key_current(k)->version, version);
+		r = 0;
+		goto out;
+	}
+	if ((nv = realloc(k->v, (k->nv + 1) * sizeof(*nv))) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		goto out;
+	}
+	k->v = nv;
+	cur = &k->v[k->nv];
+	cur->version = version;
+	cur->retired = false;
+	cur->m = *m;
+	memset(m, 0, sizeof(*m));
+	if (k->flags & VHSM_FLAG_PERSISTENT) {
+		if (vstore_begin(d->store) != 0 || persist_version(d, k, cur) != 0 ||
+		    vstore_commit(d->store) != 0) {
+			vstore_rollback(d->store);
+			vk_material_clear(&cur->m);
+			snprintf(msg, msglen, "sealed store write failed; version %u not installed", version);
+			goto out;
+		}
+	}
+	k->nv++;
+	vhsmd_log("audit", "rotate key=%s version=%u (case B, through nitrided)", k->name, version);
+	snprintf(msg, msglen, "key %s rotated to version %u", k->name, version);
+	r = 0;
+out:
+	vk_material_clear(m);
+	return r;
+}
+
 int
 vhsmd_inject(struct vhsmd *d, const char *name, const uint8_t *payload, size_t len, char *msg,
 	     size_t msglen)
 {
+	struct vkey *k;
 	struct vhsm_principal who;
 	struct vhsm_wbuf w;
 	struct req q;
@@ -1118,6 +1176,11 @@ vhsmd_inject(struct vhsmd *d, const char *name, const uint8_t *payload, size_t l
 		snprintf(msg, msglen, "the release has no valid version");
 		goto out;
 	}
+	if (json_integer_value(json_object_get(o, "version")) > (json_int_t)UINT32_MAX) {
+		snprintf(msg, msglen, "the release's version is out of range");
+		goto out;
+	}
+	s.version = (uint32_t)json_integer_value(json_object_get(o, "version"));
 	u = json_object_get(o, "usages");
 	if (u != NULL && !json_is_array(u)) {
 		snprintf(msg, msglen, "the release's usages are not an array");
@@ -1159,6 +1222,14 @@ vhsmd_inject(struct vhsmd *d, const char *name, const uint8_t *payload, size_t l
 		snprintf(msg, msglen, "the released material is not a valid %s key", ptype);
 		goto out;
 	}
+	if ((k = key_find(d, name)) != NULL) {
+		/* Rotation: the key is installed; add the release as a newer version. */
+		r = add_version(d, k, s.type, s.version, &m, msg, msglen);
+		/* The release needed a fresh attestation, as at the first install. */
+		if (r == 0 && k->max_age != 0)
+			(void)vhsmd_mark_attested(d, name, (int64_t)time(NULL) + k->max_age);
+		goto out;
+	}
 	memset(&who, 0, sizeof(who));
 	vhsm_wbuf_init(&w, 64);
 	memset(&q, 0, sizeof(q));
@@ -1177,6 +1248,7 @@ vhsmd_inject(struct vhsmd *d, const char *name, const uint8_t *payload, size_t l
 	/* The release itself needed a fresh attestation. */
 	if (s.max_age != 0)
 		(void)vhsmd_mark_attested(d, name, (int64_t)time(NULL) + s.max_age);
+	snprintf(msg, msglen, "key %s provisioned (version %u)", name, s.version);
 	r = 0;
 out:
 	if (mat != NULL)

@@ -73,8 +73,11 @@ __attribute__((warn_unused_result)) int vhsmd_handle(struct vhsmd *d,
 /*
  * Case B: install the decrypted release payload (provd's JSON: name, version,
  * type, key as base64url, usages, exportable, persist, access,
- * require_attestation) as key `name`.  0, or -1 with the reason in msg.
- * Does not keep `payload`; the caller wipes it.
+ * require_attestation) as key `name`, its first version numbered as provd's.
+ * If `name` is installed already (rotation), the release is added as a new
+ * version only when its version is newer than the key's current one (else
+ * nothing changes: "up to date").  0 with what was done in msg, or -1 with
+ * the reason in msg.  Does not keep `payload`; the caller wipes it.
  */
 __attribute__((warn_unused_result)) int vhsmd_inject(struct vhsmd *d, const char *name,
 						     const uint8_t *payload, size_t len, char *msg,
