@@ -1,6 +1,7 @@
 /*
  * attestd configuration (contract in config.h).
  */
+#include "common/confval.h"
 #include "attest/config.h"
 
 #include <arpa/inet.h>
@@ -20,67 +21,6 @@ struct cctx {
 };
 
 static int
-set_str(char *dst, size_t cap, const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n >= cap)
-		return -1;
-	memcpy(dst, v, n + 1);
-	return 0;
-}
-
-static int
-parse_uint(const char *v, unsigned long lo, unsigned long hi, unsigned *out)
-{
-	char *end = NULL;
-	unsigned long x;
-
-	if (*v < '0' || *v > '9')
-		return -1;
-	errno = 0;
-	x = strtoul(v, &end, 10);
-	if (errno != 0 || *end != '\0' || x < lo || x > hi)
-		return -1;
-	*out = (unsigned)x;
-	return 0;
-}
-
-static int
-parse_bool(const char *v, bool *out)
-{
-	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on"))
-		*out = true;
-	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off"))
-		*out = false;
-	else
-		return -1;
-	return 0;
-}
-
-/* "HOST:PORT" or "[V6]:PORT" */
-static int
-parse_listen(attestd_config *c, const char *v)
-{
-	const char *colon = strrchr(v, ':');
-	const char *h = v;
-	size_t hl;
-
-	if (colon == NULL || parse_uint(colon + 1, 0, 65535, &c->listen_port) != 0)
-		return -1;
-	hl = (size_t)(colon - v);
-	if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {
-		h = v + 1;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(c->listen_host))
-		return -1;
-	memcpy(c->listen_host, h, hl);
-	c->listen_host[hl] = '\0';
-	return 0;
-}
-
-static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct cctx *x = user;
@@ -98,23 +38,23 @@ handler(void *user, const char *section, const char *name, const char *value)
 #define STR(k, f)                                                                 \
 	else if (strcmp(name, k) == 0)                                            \
 	{                                                                         \
-		if (set_str(c->f, sizeof(c->f), value) != 0)                      \
+		if (conf_str(c->f, sizeof(c->f), value) != 0)                      \
 			why = "value too long";                                   \
 	}
 #define UINT(k, f, lo, hi)                                                        \
 	else if (strcmp(name, k) == 0)                                            \
 	{                                                                         \
-		if (parse_uint(value, lo, hi, &c->f) != 0)                        \
+		if (conf_uint(value, lo, hi, &c->f) != 0)                        \
 			why = "expected an integer " #lo ".." #hi;                \
 	}
 #define BOOL(k, f)                                                                \
 	else if (strcmp(name, k) == 0)                                            \
 	{                                                                         \
-		if (parse_bool(value, &c->f) != 0)                                \
+		if (conf_bool(value, &c->f) != 0)                                \
 			why = "expected yes or no";                               \
 	}
 	if (strcmp(name, "listen") == 0) {
-		if (parse_listen(c, value) != 0)
+		if (conf_hostport(value, c->listen_host, sizeof(c->listen_host), &c->listen_port) != 0)
 			why = "expected HOST:PORT (port 0..65535, [v6]:PORT for IPv6)";
 	}
 	BOOL("plain_http", plain_http)
@@ -171,13 +111,13 @@ attestd_config_load(const char *path, attestd_config *c, char *err, size_t errle
 	int line;
 
 	memset(c, 0, sizeof(*c));
-	(void)set_str(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	(void)conf_str(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 8443;
-	(void)set_str(c->issuer, sizeof(c->issuer), "attestd");
+	(void)conf_str(c->issuer, sizeof(c->issuer), "attestd");
 	c->token_lifetime = 300;
 	c->nonce_ttl = 120;
 	c->nonce_cap = 100000;
-	(void)set_str(c->kds_url, sizeof(c->kds_url), SNP_KDS_BASE_URL);
+	(void)conf_str(c->kds_url, sizeof(c->kds_url), SNP_KDS_BASE_URL);
 	c->kds_timeout = 10;
 	c->kds_retries = 3;
 	c->max_body = 256 * 1024;

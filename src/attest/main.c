@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "common/sdnotify.h"
+#include "common/statedir.h"
 #include "attest/collateral.h"
 #include "attest/config.h"
 #include "attest/nonce.h"
@@ -41,27 +42,6 @@ usage(FILE *f)
 		      "                    expire); the next start creates a new one\n"
 		      "  --help            this text\n"
 		      "exit: 0 ok, 2 configuration or start-up error\n");
-}
-
-static int
-ensure_state_dir(const char *dir, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		(void)snprintf(err, errlen, "state_dir %s: cannot create: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		(void)snprintf(err, errlen, "state_dir %s: not a directory", dir);
-		return -1;
-	}
-	if ((st.st_mode & 077) != 0) {
-		(void)snprintf(err, errlen, "state_dir %s: mode %03o, must be 0700 (chmod 700 %s)", dir,
-			       (unsigned)(st.st_mode & 0777), dir);
-		return -1;
-	}
-	return 0;
 }
 
 int
@@ -113,7 +93,7 @@ main(int argc, char **argv)
 	co.cache_dir = check_only ? NULL : cfg.cache_dir;
 	co.roots_dir = cfg.roots_dir;
 	co.extra_roots_dir = cfg.extra_roots_dir;
-	if (!check_only && ensure_state_dir(cfg.state_dir, err, sizeof(err)) != 0) {
+	if (!check_only && state_dir_ensure(cfg.state_dir, err, sizeof(err)) != 0) {
 		(void)fprintf(stderr, "attestd: error: %s: %s\n", cfg_path, err);
 		goto out;
 	}

@@ -1,6 +1,7 @@
 /*
  * provd configuration and admin tokens (contract in config.h).
  */
+#include "common/confval.h"
 #include "provision/config.h"
 
 #include <arpa/inet.h>
@@ -25,66 +26,6 @@ struct cctx {
 };
 
 static int
-set_str(char *dst, size_t cap, const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n >= cap)
-		return -1;
-	memcpy(dst, v, n + 1);
-	return 0;
-}
-
-static int
-parse_uint(const char *v, unsigned long lo, unsigned long hi, unsigned *out)
-{
-	char *end = NULL;
-	unsigned long x;
-
-	if (*v < '0' || *v > '9')
-		return -1;
-	errno = 0;
-	x = strtoul(v, &end, 10);
-	if (errno != 0 || *end != '\0' || x < lo || x > hi)
-		return -1;
-	*out = (unsigned)x;
-	return 0;
-}
-
-static int
-parse_bool(const char *v, bool *out)
-{
-	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on"))
-		*out = true;
-	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off"))
-		*out = false;
-	else
-		return -1;
-	return 0;
-}
-
-static int
-parse_listen(provd_config *c, const char *v)
-{
-	const char *colon = strrchr(v, ':');
-	const char *h = v;
-	size_t hl;
-
-	if (colon == NULL || parse_uint(colon + 1, 0, 65535, &c->listen_port) != 0)
-		return -1;
-	hl = (size_t)(colon - v);
-	if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {
-		h = v + 1;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(c->listen_host))
-		return -1;
-	memcpy(c->listen_host, h, hl);
-	c->listen_host[hl] = '\0';
-	return 0;
-}
-
-static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct cctx *x = user;
@@ -102,20 +43,20 @@ handler(void *user, const char *section, const char *name, const char *value)
 #define STR(k, f)                                                                 \
 	else if (strcmp(name, k) == 0)                                            \
 	{                                                                         \
-		if (set_str(c->f, sizeof(c->f), value) != 0)                      \
+		if (conf_str(c->f, sizeof(c->f), value) != 0)                      \
 			why = "value too long";                                   \
 	}
 #define UINT(k, f, lo, hi)                                                        \
 	else if (strcmp(name, k) == 0)                                            \
 	{                                                                         \
-		if (parse_uint(value, lo, hi, &c->f) != 0)                        \
+		if (conf_uint(value, lo, hi, &c->f) != 0)                        \
 			why = "expected an integer " #lo ".." #hi;                \
 	}
 	if (strcmp(name, "listen") == 0) {
-		if (parse_listen(c, value) != 0)
+		if (conf_hostport(value, c->listen_host, sizeof(c->listen_host), &c->listen_port) != 0)
 			why = "expected HOST:PORT (port 0..65535, [v6]:PORT for IPv6)";
 	} else if (strcmp(name, "plain_http") == 0) {
-		if (parse_bool(value, &c->plain_http) != 0)
+		if (conf_bool(value, &c->plain_http) != 0)
 			why = "expected yes or no";
 	}
 	STR("tls_cert", tls_cert)
@@ -172,7 +113,7 @@ provd_config_load(const char *path, provd_config *c, char *err, size_t errlen)
 	int line;
 
 	memset(c, 0, sizeof(*c));
-	(void)set_str(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	(void)conf_str(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 8444;
 	c->clock_skew = 60;
 	c->max_body = 65536;

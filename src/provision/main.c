@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "common/sdnotify.h"
+#include "common/statedir.h"
 #include "provision/audit.h"
 #include "provision/config.h"
 #include "provision/seal.h"
@@ -59,27 +60,6 @@ hash_token(void)
 	prov_sha256_hex(buf, n, hex);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	(void)printf("%s\n", hex);
-	return 0;
-}
-
-static int
-ensure_state_dir(const char *dir, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		(void)snprintf(err, errlen, "state_dir %s: cannot create: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		(void)snprintf(err, errlen, "state_dir %s: not a directory", dir);
-		return -1;
-	}
-	if ((st.st_mode & 077) != 0) {
-		(void)snprintf(err, errlen, "state_dir %s: mode %03o, must be 0700 (chmod 700 %s)", dir,
-			       (unsigned)(st.st_mode & 0777), dir);
-		return -1;
-	}
 	return 0;
 }
 
@@ -133,7 +113,7 @@ main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	if (ensure_state_dir(cfg.state_dir, err, sizeof(err)) != 0 ||
+	if (state_dir_ensure(cfg.state_dir, err, sizeof(err)) != 0 ||
 	    seal_key_open(cfg.master_key, true, &mk, err, sizeof(err)) != 0 ||
 	    store_sqlite_open(cfg.database, mk, &st, err, sizeof(err)) != 0 ||
 	    audit_open(cfg.audit_log, &audit, err, sizeof(err)) != 0) {

@@ -7,13 +7,16 @@
 
 #include "common/hex.h"
 #include "common/rbuf.h"
+#include "common/confval.h"
 #include "common/sdnotify.h"
+#include "common/statedir.h"
 #include "common/timefmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -184,6 +187,68 @@ test_sd_notify(void **state)
 	assert_int_equal(unsetenv("NOTIFY_SOCKET"), 0);
 }
 
+static void
+test_confval(void **state)
+{
+	char host[16], small[4];
+	unsigned u = 7, port = 0;
+	bool b = false;
+
+	(void)state;
+	assert_int_equal(conf_uint("42", 1, 100, &u), 0);
+	assert_int_equal(u, 42);
+	assert_int_equal(conf_uint("0", 1, 100, &u), -1);
+	assert_int_equal(conf_uint("101", 1, 100, &u), -1);
+	assert_int_equal(conf_uint("-1", 0, 100, &u), -1);
+	assert_int_equal(conf_uint(" 1", 0, 100, &u), -1);
+	assert_int_equal(conf_uint("1x", 0, 100, &u), -1);
+	assert_int_equal(conf_uint("99999999999999999999999", 0, 100, &u), -1);
+	assert_int_equal(conf_bool("on", &b), 0);
+	assert_true(b);
+	assert_int_equal(conf_bool("false", &b), 0);
+	assert_false(b);
+	assert_int_equal(conf_bool("maybe", &b), -1);
+	assert_int_equal(conf_hostport("127.0.0.1:8443", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 8443);
+	assert_int_equal(conf_hostport("[::1]:0", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 0);
+	assert_int_equal(conf_hostport("host", host, sizeof(host), &port), -1);
+	assert_int_equal(conf_hostport(":80", host, sizeof(host), &port), -1);
+	assert_int_equal(conf_hostport("h:65536", host, sizeof(host), &port), -1);
+	assert_int_equal(conf_hostport("a-very-long-host-name:1", host, sizeof(host), &port), -1);
+	assert_int_equal(conf_str(small, sizeof(small), "abc"), 0);
+	assert_int_equal(conf_str(small, sizeof(small), "abcd"), -1);
+}
+
+static void
+test_state_dir(void **state)
+{
+	char dir[64], link[80], err[256];
+
+	(void)state;
+	(void)snprintf(dir, sizeof(dir), "/tmp/nitride-statedir-%d", (int)getpid());
+	(void)snprintf(link, sizeof(link), "%s-link", dir);
+	(void)rmdir(dir);
+	assert_int_equal(state_dir_ensure(dir, err, sizeof(err)), 0);
+	assert_int_equal(state_dir_ensure(dir, err, sizeof(err)), 0); /* exists: fine */
+	assert_int_equal(chmod(dir, 0750), 0);
+	assert_int_equal(state_dir_ensure(dir, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "must be 0700"));
+	assert_int_equal(chmod(dir, 0700), 0);
+	{
+		FILE *f = fopen(link, "w"); /* a file, not a directory */
+
+		assert_non_null(f);
+		fclose(f);
+	}
+	assert_int_equal(state_dir_ensure(link, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a directory"));
+	(void)unlink(link);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -195,6 +260,8 @@ main(void)
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_sd_notify),
+		cmocka_unit_test(test_confval),
+		cmocka_unit_test(test_state_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
