@@ -550,7 +550,8 @@ on_token(struct vhsmd *d, struct pend *p, const uint8_t *tok, size_t len)
 	}
 	exp = json_is_integer(json_object_get(claims, "exp")) ? json_integer_value(json_object_get(claims, "exp")) : 0;
 	nbf = json_is_integer(json_object_get(claims, "nbf")) ? json_integer_value(json_object_get(claims, "nbf")) : 0;
-	if (exp == 0 || exp + (int64_t)cb->cfg.clock_skew <= now) {
+	/* Compare against now - skew: exp is the signer's, exp + skew may overflow. */
+	if (exp == 0 || exp <= now - (int64_t)cb->cfg.clock_skew) {
 		finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: attestation token expired", p->name);
 		goto out;
 	}
