@@ -109,7 +109,17 @@ typedef enum vhsm_hash {
 	VHSM_HASH_DEFAULT = 0,
 	VHSM_HASH_SHA256 = 1,
 	VHSM_HASH_SHA384 = 2,
-	VHSM_HASH_SHA512 = 3
+	VHSM_HASH_SHA512 = 3,
+	/* Flag, OR'ed into the hash of sign/verify: DATA is already the digest
+	 * (no hashing in vhsmd).  The low bits then name the digest DATA is:
+	 *   ECDSA: PREHASHED alone — a 32, 48 or 64-byte digest; PREHASHED|SHAx —
+	 *          exactly that digest's length.
+	 *   RSA PKCS#1 v1.5: PREHASHED alone — DATA is the DigestInfo (any bytes up
+	 *          to k-11), padded as-is (type 1); PREHASHED|SHAx — DATA is the
+	 *          digest, vhsmd wraps it in SHAx's DigestInfo.
+	 *   RSA-PSS: PREHASHED|SHAx required (salt = MGF1 digest = SHAx).
+	 *   Ed25519: refused (VHSM_E_UNSUPPORTED). */
+	VHSM_HASH_PREHASHED = 0x100
 } vhsm_hash;
 
 /* What a key is, apart from its material. */
@@ -163,7 +173,8 @@ VHSM_API VHSM_MUST_CHECK int vhsm_list(vhsm_client *c, vhsm_key_info **infos, si
  * *spki NULL for symmetric keys).  spki may be NULL if not wanted. */
 VHSM_API VHSM_MUST_CHECK int vhsm_get_public(vhsm_client *c, const char *name,
 					     vhsm_key_info *info, uint8_t **spki, size_t *spki_len);
-/* Sign a message (the vHSM hashes it, except Ed25519 which signs it whole).
+/* Sign a message (the vHSM hashes it, except Ed25519 which signs it whole;
+ * with VHSM_HASH_PREHASHED in hash, msg is the digest or DigestInfo).
  * *version gets the key version used (may be NULL). */
 VHSM_API VHSM_MUST_CHECK int vhsm_sign(vhsm_client *c, const char *name, vhsm_alg alg,
 				       vhsm_hash hash, const uint8_t *msg, size_t len,

@@ -621,12 +621,12 @@ struct mech {
 static const struct mech mechs[] = {
 	{ CKM_EC_KEY_PAIR_GEN, 256, 384, CKF_GENERATE_KEY_PAIR | ECF },
 	/* Raw-digest ECDSA: vhsmd hashes what it signs, so only verification (here). */
-	{ CKM_ECDSA, 256, 384, CKF_VERIFY | ECF },
+	{ CKM_ECDSA, 256, 384, CKF_SIGN | CKF_VERIFY | ECF },
 	{ CKM_ECDSA_SHA256, 256, 384, CKF_SIGN | CKF_VERIFY | ECF },
 	{ CKM_ECDSA_SHA384, 256, 384, CKF_SIGN | CKF_VERIFY | ECF },
 	{ CKM_RSA_PKCS_KEY_PAIR_GEN, 2048, 4096, CKF_GENERATE_KEY_PAIR },
-	{ CKM_RSA_PKCS, 2048, 4096, CKF_VERIFY },
-	{ CKM_RSA_PKCS_PSS, 2048, 4096, CKF_VERIFY },
+	{ CKM_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY },
+	{ CKM_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY },
 	{ CKM_SHA256_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY },
 	{ CKM_SHA384_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY },
 	{ CKM_SHA256_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY },
@@ -1805,12 +1805,20 @@ op_compute(struct p11_op *o, enum op_kind k, vhsm_client *c, const uint8_t *in, 
 	int r;
 
 	if (k == OP_SIGN) {
+		/* Raw mechanisms: the input is the digest (CKM_ECDSA, CKM_RSA_PKCS_PSS)
+		 * or the DigestInfo (CKM_RSA_PKCS): vhsmd's prehashed sign. */
+		int raw = o->mech == CKM_ECDSA || o->mech == CKM_RSA_PKCS || o->mech == CKM_RSA_PKCS_PSS;
+		vhsm_hash h = o->mech == CKM_RSA_PKCS_PSS ? (vhsm_hash)(VHSM_HASH_PREHASHED | o->hash)
+			      : raw			   ? VHSM_HASH_PREHASHED
+							   : o->hash;
+
 		if (o->mech == CKM_SHA256_HMAC)
 			r = vhsm_hmac(c, o->name, in, in_len, &out, &out_len);
 		else
-			r = vhsm_sign(c, o->name, o->alg, o->hash, in, in_len, &out, &out_len, NULL);
+			r = vhsm_sign(c, o->name, o->alg, h, in, in_len, &out, &out_len, NULL);
 		if (r != VHSM_OK) {
-			rv = rv_of(r);
+			/* vhsmd refuses a digest/DigestInfo of the wrong length with ARGUMENT. */
+			rv = raw && r == VHSM_E_ARGUMENT ? CKR_DATA_LEN_RANGE : rv_of(r);
 			goto out;
 		}
 	} else if (k == OP_ENCRYPT && o->mech == CKM_AES_GCM) {
@@ -2031,9 +2039,10 @@ op_update(CK_SESSION_HANDLE h, enum op_kind k, const uint8_t *in, size_t in_len)
 		rv = CKR_ARGUMENTS_BAD;
 		goto fail;
 	}
-	/* Raw-input mechanisms are single-part only. */
-	if (o->mech == CKM_ECDSA || o->mech == CKM_RSA_PKCS || o->mech == CKM_RSA_PKCS_PSS ||
-	    o->mech == CKM_RSA_PKCS_OAEP) {
+	/* RSA-OAEP is single-part only.  The raw signature mechanisms collect
+	 * their parts: the whole is the digest or DigestInfo (pkcs11-tool --test
+	 * and SoftHSM2 do this too). */
+	if (o->mech == CKM_RSA_PKCS_OAEP) {
 		rv = CKR_MECHANISM_INVALID;
 		goto fail;
 	}

@@ -335,6 +335,108 @@ out:
 	return r;
 }
 
+/* VHSM_HASH_PREHASHED (include/nitride/vhsm.h): DATA is the digest (ECDSA,
+ * RSA-PSS, RSA PKCS#1 v1.5 with a named digest) or the DigestInfo (PKCS#1
+ * v1.5 without one).  Checks (type, alg, hash, len); resolves alg and the md
+ * (NULL: none named).  0 or VHSM_E_*: VHSM_E_ARGUMENT for a wrong length. */
+static int
+prehashed_check(uint32_t type, EVP_PKEY *pk, uint32_t alg, uint32_t hash, size_t len,
+		uint32_t *ralg, const EVP_MD **rmd)
+{
+	uint32_t h = hash & ~(uint32_t)VHSM_HASH_PREHASHED;
+	const EVP_MD *md = NULL;
+	size_t mdlen = 0;
+	int r, k;
+
+	if ((r = sign_alg(type, alg, h, ralg)) != 0)
+		return r;
+	if (type == VHSM_KEY_ED25519)
+		return VHSM_E_UNSUPPORTED; /* Ed25519 signs the message itself (no prehash) */
+	if (h != VHSM_HASH_DEFAULT) {
+		md = pick_md(type, h);
+		mdlen = (size_t)EVP_MD_get_size(md);
+	}
+	switch (*ralg) {
+	case VHSM_ALG_ECDSA_DER:
+	case VHSM_ALG_ECDSA_RAW:
+		if (md != NULL ? len != mdlen : (len != 32 && len != 48 && len != 64))
+			return VHSM_E_ARGUMENT;
+		break;
+	case VHSM_ALG_RSA_PKCS1:
+		k = EVP_PKEY_get_size(pk);
+		if (md != NULL ? len != mdlen : (len == 0 || k < 12 || len > (size_t)k - 11))
+			return VHSM_E_ARGUMENT;
+		break;
+	case VHSM_ALG_RSA_PSS:
+		if (md == NULL || len != mdlen)
+			return VHSM_E_ARGUMENT; /* PSS needs the digest named */
+		break;
+	default:
+		return VHSM_E_UNSUPPORTED;
+	}
+	*rmd = md;
+	return 0;
+}
+
+/* An EVP_PKEY_sign/verify context for a prehashed (alg, md). */
+static int
+prehashed_ctx(EVP_PKEY *pk, uint32_t alg, const EVP_MD *md, bool sign, EVP_PKEY_CTX **out)
+{
+	EVP_PKEY_CTX *pctx;
+
+	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL)) == NULL)
+		return VHSM_E_NOMEM;
+	if ((sign ? EVP_PKEY_sign_init(pctx) : EVP_PKEY_verify_init(pctx)) != 1)
+		goto fail;
+	if (alg == VHSM_ALG_RSA_PSS) {
+		if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+		    EVP_PKEY_CTX_set_signature_md(pctx, md) != 1 ||
+		    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1 ||
+		    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)
+			goto fail;
+	} else {
+		if (alg == VHSM_ALG_RSA_PKCS1 &&
+		    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)
+			goto fail;
+		if (md != NULL && EVP_PKEY_CTX_set_signature_md(pctx, md) != 1)
+			goto fail;
+	}
+	*out = pctx;
+	return 0;
+fail:
+	EVP_PKEY_CTX_free(pctx);
+	return VHSM_E_INTERNAL;
+}
+
+/* The DER (ECDSA) or raw (RSA) signature over a prehashed input (heap). */
+static int
+prehashed_sign(uint32_t type, EVP_PKEY *pk, uint32_t alg, uint32_t hash, const uint8_t *in,
+	       size_t len, uint32_t *ralg, uint8_t **sig, size_t *sig_len)
+{
+	EVP_PKEY_CTX *pctx = NULL;
+	const EVP_MD *md = NULL;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	int r;
+
+	if ((r = prehashed_check(type, pk, alg, hash, len, ralg, &md)) != 0 ||
+	    (r = prehashed_ctx(pk, *ralg, md, true, &pctx)) != 0)
+		return r;
+	r = VHSM_E_INTERNAL;
+	if (EVP_PKEY_sign(pctx, NULL, &n, in, len) != 1 || (buf = OPENSSL_malloc(n)) == NULL)
+		goto out;
+	if (EVP_PKEY_sign(pctx, buf, &n, in, len) != 1)
+		goto out;
+	*sig = buf;
+	*sig_len = n;
+	buf = NULL;
+	r = 0;
+out:
+	OPENSSL_free(buf);
+	EVP_PKEY_CTX_free(pctx);
+	return r;
+}
+
 int
 vk_sign(uint32_t type, const struct vk_material *m, uint32_t alg, uint32_t hash,
 	const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len)
@@ -346,17 +448,28 @@ vk_sign(uint32_t type, const struct vk_material *m, uint32_t alg, uint32_t hash,
 	const unsigned char *p;
 	int r;
 
-	if ((r = sign_alg(type, alg, hash, &alg)) != 0)
-		return r;
-	if (m->pk == NULL)
-		return VHSM_E_INTERNAL;
-	if ((r = md_ctx_init(type, m->pk, alg, hash, true, &ctx)) != 0)
-		return r;
-	r = VHSM_E_INTERNAL;
-	if (EVP_DigestSign(ctx, NULL, &n, msg, len) != 1 || (buf = OPENSSL_malloc(n)) == NULL)
-		goto out;
-	if (EVP_DigestSign(ctx, buf, &n, msg, len) != 1)
-		goto out;
+	if (hash & VHSM_HASH_PREHASHED) {
+		if (!vk_type_asymmetric(type))
+			return VHSM_E_USAGE;
+		if (m->pk == NULL)
+			return VHSM_E_INTERNAL;
+		if ((r = prehashed_sign(type, m->pk, alg, hash, msg, len, &alg, &buf, &n)) != 0)
+			return r;
+		r = VHSM_E_INTERNAL;
+	} else {
+		if ((r = sign_alg(type, alg, hash, &alg)) != 0)
+			return r;
+		if (m->pk == NULL)
+			return VHSM_E_INTERNAL;
+		if ((r = md_ctx_init(type, m->pk, alg, hash, true, &ctx)) != 0)
+			return r;
+		r = VHSM_E_INTERNAL;
+		if (EVP_DigestSign(ctx, NULL, &n, msg, len) != 1 ||
+		    (buf = OPENSSL_malloc(n)) == NULL)
+			goto out;
+		if (EVP_DigestSign(ctx, buf, &n, msg, len) != 1)
+			goto out;
+	}
 	if (alg == VHSM_ALG_ECDSA_RAW) {
 		const BIGNUM *br = NULL, *bs = NULL;
 
@@ -403,6 +516,8 @@ vk_verify(uint32_t type, const struct vk_material *m, uint32_t alg, uint32_t has
 	  const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len)
 {
 	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	const EVP_MD *pmd = NULL;
 	ECDSA_SIG *es = NULL;
 	BIGNUM *br = NULL, *bs = NULL;
 	unsigned char *der = NULL;
@@ -421,10 +536,19 @@ vk_verify(uint32_t type, const struct vk_material *m, uint32_t alg, uint32_t has
 		OPENSSL_cleanse(mac, sizeof(mac));
 		return r;
 	}
-	if ((r = sign_alg(type, alg, hash, &alg)) != 0)
-		return r;
-	if (m->pk == NULL)
-		return VHSM_E_INTERNAL;
+	if (hash & VHSM_HASH_PREHASHED) {
+		if (!vk_type_asymmetric(type))
+			return VHSM_E_USAGE;
+		if (m->pk == NULL)
+			return VHSM_E_INTERNAL;
+		if ((r = prehashed_check(type, m->pk, alg, hash, len, &alg, &pmd)) != 0)
+			return r;
+	} else {
+		if ((r = sign_alg(type, alg, hash, &alg)) != 0)
+			return r;
+		if (m->pk == NULL)
+			return VHSM_E_INTERNAL;
+	}
 	if (alg == VHSM_ALG_ECDSA_RAW) {
 		half = ec_half(type);
 		if (sig_len != 2 * half)
@@ -442,10 +566,17 @@ vk_verify(uint32_t type, const struct vk_material *m, uint32_t alg, uint32_t has
 		vs = der;
 		vlen = (size_t)dl;
 	}
+	if (hash & VHSM_HASH_PREHASHED) {
+		if ((r = prehashed_ctx(m->pk, alg, pmd, false, &pctx)) != 0)
+			goto out;
+		r = EVP_PKEY_verify(pctx, vs, vlen, msg, len) == 1 ? 0 : VHSM_E_BAD_SIGNATURE;
+		goto out;
+	}
 	if ((r = md_ctx_init(type, m->pk, alg, hash, false, &ctx)) != 0)
 		goto out;
 	r = EVP_DigestVerify(ctx, vs, vlen, msg, len) == 1 ? 0 : VHSM_E_BAD_SIGNATURE;
 out:
+	EVP_PKEY_CTX_free(pctx);
 	BN_free(br);
 	BN_free(bs);
 	ECDSA_SIG_free(es);

@@ -55,6 +55,9 @@ __attribute__((warn_unused_result)) int vk_export(uint32_t type, const struct vk
 __attribute__((warn_unused_result)) int vk_public_der(const struct vk_material *m, uint8_t **out,
 						      size_t *len);
 
+/* Sign msg, hashing it with `hash`; with VHSM_HASH_PREHASHED in `hash`, msg is
+ * the digest (or RSA PKCS#1 v1.5 DigestInfo) and is signed as is: wrong
+ * lengths VHSM_E_ARGUMENT, Ed25519 VHSM_E_UNSUPPORTED (include/nitride/vhsm.h). */
 __attribute__((warn_unused_result)) int vk_sign(uint32_t type, const struct vk_material *m,
 						uint32_t alg, uint32_t hash, const uint8_t *msg,
 						size_t len, uint8_t **sig, size_t *sig_len);

@@ -26,12 +26,19 @@
 
 struct opts {
 	const char *socket, *in, *out, *sig, *aad, *peer, *new_name, *pubout;
-	bool json, pem;
+	bool json, pem, prehashed;
 	vhsm_key_spec spec;
 	bool have_type;
 	uint32_t alg, hash, version;
 	bool have_version;
 };
+
+/* --hash with --prehashed's flag (sign, verify). */
+static vhsm_hash
+cli_hash(const struct opts *o)
+{
+	return (vhsm_hash)(o->hash | (o->prehashed ? (uint32_t)VHSM_HASH_PREHASHED : 0u));
+}
 
 static void
 usage(FILE *f)
@@ -44,8 +51,8 @@ usage(FILE *f)
 		"  delete   NAME\n"
 		"  list\n"
 		"  info     NAME [--pubout FILE [--pem]]\n"
-		"  sign     NAME [--in FILE] [--out FILE] [--alg A] [--hash H]\n"
-		"  verify   NAME [--in FILE] --sig FILE [--alg A] [--hash H] [--version N]\n"
+		"  sign     NAME [--in FILE] [--out FILE] [--alg A] [--hash H] [--prehashed]\n"
+		"  verify   NAME [--in FILE] --sig FILE [--alg A] [--hash H] [--prehashed] [--version N]\n"
 		"  encrypt  NAME [--in FILE] [--out FILE] [--aad FILE] [--hash H]\n"
 		"  decrypt  NAME [--in FILE] [--out FILE] [--aad FILE] [--hash H]\n"
 		"  wrap     NAME [--in FILE] [--out FILE]\n"
@@ -60,6 +67,7 @@ usage(FILE *f)
 		"Types: aes256 hmac-sha256 hmac-sha384 p256 p384 ed25519 rsa2048 rsa3072 rsa4096 opaque\n"
 		"Usages: sign verify encrypt decrypt wrap unwrap mac derive\n"
 		"Algorithms: ecdsa-der ecdsa-raw ed25519 rsa-pss rsa-pkcs1; hashes: sha256 sha384 sha512\n"
+		"--prehashed: the input is the digest (RSA PKCS#1 v1.5 without --hash: the DigestInfo)\n"
 		"Input defaults to stdin; binary output goes to --out FILE, else hex on stdout\n"
 		"(base64 in --json).  Socket: --socket, $VHSM_SOCKET, or " VHSM_DEFAULT_SOCKET ".\n"
 		"Exit: 0 ok, 1 refused or negative answer, 2 usage/I-O/connection error.\n");
@@ -353,7 +361,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_JSON, O_TYPE, O_USAGE, O_PERSIST, O_EXPORT, O_ATTEST, O_IN, O_OUT,
-	       O_SIG, O_AAD, O_ALG, O_HASH, O_VERSION, O_PEER, O_NEW, O_PUBOUT, O_PEM, O_HELP };
+	       O_SIG, O_AAD, O_ALG, O_HASH, O_VERSION, O_PEER, O_NEW, O_PUBOUT, O_PEM, O_PREHASHED, O_HELP };
 	static const struct option lopts[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "json", no_argument, NULL, O_JSON },
@@ -373,6 +381,7 @@ main(int argc, char **argv)
 		{ "new", required_argument, NULL, O_NEW },
 		{ "pubout", required_argument, NULL, O_PUBOUT },
 		{ "pem", no_argument, NULL, O_PEM },
+		{ "prehashed", no_argument, NULL, O_PREHASHED },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -448,6 +457,7 @@ main(int argc, char **argv)
 		case O_NEW: o.new_name = optarg; break;
 		case O_PUBOUT: o.pubout = optarg; break;
 		case O_PEM: o.pem = true; break;
+		case O_PREHASHED: o.prehashed = true; break;
 		case O_ALG:
 			for (i = 0; i < sizeof(algs) / sizeof(algs[0]) && strcmp(algs[i], optarg); i++)
 				;
@@ -540,7 +550,7 @@ main(int argc, char **argv)
 		uint32_t ver = 0;
 
 		NEED_IN();
-		if ((r = vhsm_sign(c, name, o.alg, o.hash, in, inl, &out, &outl, &ver)) == 0) {
+		if ((r = vhsm_sign(c, name, o.alg, cli_hash(&o), in, inl, &out, &outl, &ver)) == 0) {
 			if (emit_bytes(&o, j, "signature", out, outl) != 0) {
 				rc = 2;
 				goto out;
@@ -556,7 +566,7 @@ main(int argc, char **argv)
 		NEED_IN();
 		if (read_input(o.sig, &sig, &sigl) != 0)
 			goto out;
-		r = vhsm_verify(c, name, o.version, o.alg, o.hash, in, inl, sig, sigl);
+		r = vhsm_verify(c, name, o.version, o.alg, cli_hash(&o), in, inl, sig, sigl);
 		if (j && (r == 0 || r == VHSM_E_BAD_SIGNATURE))
 			json_object_set_new(j, "valid", json_boolean(r == 0));
 		if (!j && r == 0)

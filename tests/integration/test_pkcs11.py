@@ -243,6 +243,8 @@ class VhsmClients(unittest.TestCase):
         if shutil.which("pkcs11-tool"):
             E.run(p11("vhsm", "--keypairgen", "--key-type", "EC:prime256v1", "--label", "web",
                       "--id", "77", "--usage-sign"))
+            E.run(p11("vhsm", "--keypairgen", "--key-type", "rsa:2048", "--label", "webrsa",
+                      "--id", "78", "--usage-sign"))
 
     def test_p11tool_lists_and_exports(self):
         need("p11tool", "pkcs11-tool", "openssl")
@@ -319,6 +321,178 @@ init = 0
         E.run(p11("vhsm", "--read-object", "--type", "pubkey", "--label", "web", "-o", E.path("web3.der")))
         with open(E.path("web3.der"), "rb") as f:
             self.assertEqual(p.stdout, f.read())
+
+    def engine_conf(self):
+        conf = E.path("openssl-sign.cnf")
+        with open(conf, "w") as f:
+            f.write(f"""openssl_conf = conf
+[conf]
+engines = engines
+[engines]
+pkcs11 = pkcs11
+[pkcs11]
+engine_id = pkcs11
+dynamic_path = {ENGINE}
+MODULE_PATH = {MODULE}
+init = 0
+[req]
+distinguished_name = dn
+[dn]
+""")
+        return conf
+
+    def engine_run(self, cmd, check=True):
+        E.env["OPENSSL_CONF"] = self.engine_conf()
+        try:
+            return E.run(cmd, check=check)
+        finally:
+            del E.env["OPENSSL_CONF"]
+
+    def pubkey(self, label):
+        der = E.path(label + ".sign.pub.der")
+        E.run(p11("vhsm", "--read-object", "--type", "pubkey", "--label", label, "-o", der))
+        return der
+
+    def test_openssl_engine_signs_ecdsa_digest(self):
+        # libp11 signs a caller's digest with CKM_ECDSA (vhsmd's prehashed sign);
+        # plain OpenSSL verifies with the exported public key.
+        need("openssl", ENGINE, "pkcs11-tool")
+        data = b"signed through libp11 by the vHSM\n"
+        with open(E.path("e.msg"), "wb") as f:
+            f.write(data)
+        with open(E.path("e.dgst"), "wb") as f:
+            f.write(hashlib.sha256(data).digest())
+        self.engine_run(["openssl", "pkeyutl", "-engine", "pkcs11", "-keyform", "engine", "-inkey",
+                         "pkcs11:token=vhsm0;object=web;type=private", "-sign", "-in", E.path("e.dgst"),
+                         "-out", E.path("e.sig")])
+        pub = self.pubkey("web")
+        p = E.run(["openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", pub,
+                   "-in", E.path("e.dgst"), "-sigfile", E.path("e.sig")])
+        self.assertIn(b"Signature Verified Successfully", p.stdout)
+        E.run(["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", pub, "-signature",
+               E.path("e.sig"), E.path("e.msg")])
+        with open(E.path("e.dgst2"), "wb") as f:
+            f.write(hashlib.sha256(data + b"x").digest())
+        p = E.run(["openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", pub,
+                   "-in", E.path("e.dgst2"), "-sigfile", E.path("e.sig")], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        # a SHA-1-sized digest is refused, not signed
+        with open(E.path("e.short"), "wb") as f:
+            f.write(hashlib.sha1(data).digest())
+        p = self.engine_run(["openssl", "pkeyutl", "-engine", "pkcs11", "-keyform", "engine", "-inkey",
+                             "pkcs11:token=vhsm0;object=web;type=private", "-sign", "-in",
+                             E.path("e.short"), "-out", E.path("e.short.sig")], check=False)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_openssl_engine_signs_rsa(self):
+        # PKCS#1 v1.5 (CKM_RSA_PKCS over the DigestInfo OpenSSL builds) and PSS
+        # (CKM_RSA_PKCS_PSS over the digest), verified by plain OpenSSL.
+        need("openssl", ENGINE, "pkcs11-tool")
+        data = b"an RSA signature from the vHSM\n"
+        with open(E.path("r.msg"), "wb") as f:
+            f.write(data)
+        with open(E.path("r.dgst"), "wb") as f:
+            f.write(hashlib.sha256(data).digest())
+        pub = self.pubkey("webrsa")
+        key = "pkcs11:token=vhsm0;object=webrsa;type=private"
+        self.engine_run(["openssl", "pkeyutl", "-engine", "pkcs11", "-keyform", "engine", "-inkey", key,
+                         "-sign", "-pkeyopt", "digest:sha256", "-in", E.path("r.dgst"),
+                         "-out", E.path("r.sig")])
+        E.run(["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", pub, "-signature",
+               E.path("r.sig"), E.path("r.msg")])
+        with open(E.path("r.other"), "wb") as f:
+            f.write(data + b"x")
+        p = E.run(["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", pub, "-signature",
+                   E.path("r.sig"), E.path("r.other")], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.engine_run(["openssl", "pkeyutl", "-engine", "pkcs11", "-keyform", "engine", "-inkey", key,
+                         "-sign", "-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_padding_mode:pss",
+                         "-pkeyopt", "rsa_pss_saltlen:32", "-in", E.path("r.dgst"),
+                         "-out", E.path("r.pss")])
+        E.run(["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", pub, "-sigopt",
+               "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32", "-signature", E.path("r.pss"),
+               E.path("r.msg")])
+
+    def test_p11tool_test_sign(self):
+        # GnuTLS signs test data with the private key (CKM_ECDSA / CKM_RSA_PKCS /
+        # CKM_RSA_PKCS_PSS) and verifies with the public key.
+        need("p11tool", "pkcs11-tool")
+        for obj in ("web", "webrsa"):
+            p = E.run(["p11tool", "--provider", MODULE, "--test-sign",
+                       f"pkcs11:token=vhsm0;object={obj};type=private"])
+            out = p.stdout.decode() + p.stderr.decode()
+            self.assertIn("Verifying against public key in the token... ok", out)
+            self.assertNotIn("failed", out.lower())
+
+    def test_nginx_tls_with_vhsm_key(self):
+        # nginx (Debian 12: 1.22 on OpenSSL 3.0) loads its private key through
+        # libp11's engine; curl completes a TLS handshake against the
+        # self-signed certificate of the vHSM key.
+        need("nginx", "curl", "openssl", ENGINE, "pkcs11-tool")
+        key = "pkcs11:token=vhsm0;object=web;type=private"
+        cert = E.path("nginx.crt")
+        self.engine_run(["openssl", "req", "-new", "-x509", "-engine", "pkcs11", "-keyform", "engine",
+                         "-key", key, "-sha256", "-days", "2", "-subj", "/CN=localhost",
+                         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-out", cert])
+        # the certificate holds the vHSM key
+        a = E.run(["openssl", "x509", "-in", cert, "-noout", "-pubkey"]).stdout
+        b = E.run(["openssl", "pkey", "-pubin", "-inform", "DER", "-in", self.pubkey("web")]).stdout
+        self.assertEqual(a, b)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        root = E.path("nginx")
+        os.makedirs(os.path.join(root, "html"), exist_ok=True)
+        with open(os.path.join(root, "html", "index.html"), "w") as f:
+            f.write("served with a vHSM key\n")
+        conf = os.path.join(root, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""daemon off;
+master_process off;
+pid {root}/nginx.pid;
+error_log {root}/error.log info;
+ssl_engine pkcs11;
+env NITRIDE_VHSM_SOCKET;
+env OPENSSL_CONF;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_protocols TLSv1.2 TLSv1.3;  # 1.22's default has no TLSv1.3
+        ssl_certificate {cert};
+        ssl_certificate_key "engine:pkcs11:{key}";
+        root {root}/html;
+    }}
+}}
+""")
+        env = dict(E.env, OPENSSL_CONF=self.engine_conf())
+        ng = subprocess.Popen(["nginx", "-p", root, "-c", conf], env=env, cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 20
+            while time.time() < deadline and ng.poll() is None:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.1)
+            self.assertIsNone(ng.poll(), "nginx exited: " + ng.stderr.read().decode(errors="replace"))
+            for tls in ("--tlsv1.3", "--tlsv1.2"):
+                p = E.run(["curl", "-sS", tls, "--cacert", cert, f"https://127.0.0.1:{port}/"], check=False)
+                self.assertEqual(p.returncode, 0, p.stderr.decode())
+                self.assertEqual(p.stdout, b"served with a vHSM key\n")
+            # a client that does not trust the certificate fails the handshake
+            p = E.run(["curl", "-sS", f"https://127.0.0.1:{port}/"], check=False)
+            self.assertNotEqual(p.returncode, 0)
+        finally:
+            ng.send_signal(signal.SIGKILL)
+            ng.wait(timeout=10)
+            ng.stderr.close()
 
     def test_keys_persist_across_restart(self):
         need("pkcs11-tool")

@@ -190,10 +190,14 @@ test_token_and_mechanisms(void **state)
 	assert_int_equal(f->C_GetMechanismInfo(0, CKM_ECDSA_SHA256, &mi), CKR_OK);
 	assert_true((mi.flags & (CKF_SIGN | CKF_VERIFY)) == (CKF_SIGN | CKF_VERIFY));
 	assert_int_equal(mi.ulMinKeySize, 256);
-	/* raw-digest ECDSA: verification only (vhsmd hashes what it signs) */
+	/* raw mechanisms sign a caller's digest / DigestInfo (vhsmd's prehashed sign) */
 	assert_int_equal(f->C_GetMechanismInfo(0, CKM_ECDSA, &mi), CKR_OK);
-	assert_false(mi.flags & CKF_SIGN);
-	assert_true(mi.flags & CKF_VERIFY);
+	assert_true((mi.flags & (CKF_SIGN | CKF_VERIFY)) == (CKF_SIGN | CKF_VERIFY));
+	assert_int_equal(f->C_GetMechanismInfo(0, CKM_RSA_PKCS, &mi), CKR_OK);
+	assert_true((mi.flags & (CKF_SIGN | CKF_VERIFY)) == (CKF_SIGN | CKF_VERIFY));
+	assert_false(mi.flags & CKF_DECRYPT);
+	assert_int_equal(f->C_GetMechanismInfo(0, CKM_RSA_PKCS_PSS, &mi), CKR_OK);
+	assert_true((mi.flags & (CKF_SIGN | CKF_VERIFY)) == (CKF_SIGN | CKF_VERIFY));
 	assert_int_equal(f->C_GetMechanismInfo(0, CKM_AES_GCM, &mi), CKR_OK);
 	assert_true(mi.flags & CKF_ENCRYPT);
 	assert_int_equal(f->C_GetMechanismInfo(0, CKM_DES3_CBC, &mi), CKR_MECHANISM_INVALID);
@@ -264,7 +268,6 @@ test_ec(void **state)
 	/* size query, short buffer, then the signature */
 	assert_int_equal(f->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
 	assert_int_equal(f->C_SignInit(s, &m, pub), CKR_KEY_TYPE_INCONSISTENT);
-	assert_int_equal(f->C_SignInit(s, &raw, priv), CKR_MECHANISM_INVALID);
 	assert_int_equal(f->C_SignInit(s, &m, priv), CKR_OK);
 	assert_int_equal(f->C_SignInit(s, &m, priv), CKR_OPERATION_ACTIVE);
 	assert_int_equal(f->C_Sign(s, msg, sizeof(msg), NULL, &sl), CKR_OK);
@@ -286,6 +289,34 @@ test_ec(void **state)
 	assert_int_equal(f->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_SIGNATURE_INVALID);
 	assert_int_equal(f->C_VerifyInit(s, &m, pub), CKR_OK);
 	assert_int_equal(f->C_Verify(s, msg, sizeof(msg), sig, 63), CKR_SIGNATURE_LEN_RANGE);
+
+	/* raw CKM_ECDSA signs SHA-256(msg): verifies as ECDSA-SHA256 over msg */
+	assert_int_equal(f->C_SignInit(s, &raw, priv), CKR_OK);
+	sl = 0;
+	assert_int_equal(f->C_Sign(s, digest, sizeof(digest), NULL, &sl), CKR_OK);
+	assert_int_equal(sl, 64);
+	assert_int_equal(f->C_Sign(s, digest, sizeof(digest), sig, &sl), CKR_OK);
+	assert_int_equal(sl, 64);
+	assert_int_equal(f->C_VerifyInit(s, &m, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
+	assert_int_equal(f->C_VerifyInit(s, &raw, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, digest, sizeof(digest), sig, sl), CKR_OK);
+	digest[0] ^= 1;
+	assert_int_equal(f->C_VerifyInit(s, &raw, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, digest, sizeof(digest), sig, sl), CKR_SIGNATURE_INVALID);
+	/* a 20-byte (SHA-1-sized) digest is refused; raw is single-part only */
+	assert_int_equal(f->C_SignInit(s, &raw, priv), CKR_OK);
+	sl = sizeof(sig);
+	assert_int_equal(f->C_Sign(s, digest, 20, sig, &sl), CKR_DATA_LEN_RANGE);
+	/* multi-part raw: the parts together are the digest */
+	digest[0] ^= 1;
+	assert_int_equal(f->C_SignInit(s, &raw, priv), CKR_OK);
+	assert_int_equal(f->C_SignUpdate(s, digest, 16), CKR_OK);
+	assert_int_equal(f->C_SignUpdate(s, digest + 16, 16), CKR_OK);
+	sl = sizeof(sig);
+	assert_int_equal(f->C_SignFinal(s, sig, &sl), CKR_OK);
+	assert_int_equal(f->C_VerifyInit(s, &m, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
 
 	/* multi-part sign, single-part verify */
 	assert_int_equal(f->C_SignInit(s, &m, priv), CKR_OK);
@@ -390,8 +421,15 @@ test_rsa(void **state)
 	CK_MECHANISM mo = { CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep) };
 	CK_MECHANISM mo1 = { CKM_RSA_PKCS_OAEP, &osha1, sizeof(osha1) };
 	CK_MECHANISM m1 = { CKM_SHA384_RSA_PKCS, NULL, 0 };
-	CK_BYTE msg[] = "rsa message", sig[512], ct[512], out[512];
-	CK_ULONG sl = sizeof(sig), cl = sizeof(ct), ol;
+	CK_BYTE msg[] = "rsa message", sig[512], ct[512], out[512], sig2[512];
+	CK_ULONG sl = sizeof(sig), cl = sizeof(ct), ol, sl2 = sizeof(sig2);
+	CK_MECHANISM mr = { CKM_RSA_PKCS, NULL, 0 }, m256 = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+	CK_MECHANISM mpr = { CKM_RSA_PKCS_PSS, &pss, sizeof(pss) };
+	CK_MECHANISM mprb = { CKM_RSA_PKCS_PSS, &pbad, sizeof(pbad) };
+	/* SHA-256 DigestInfo: DER prefix, then the digest */
+	CK_BYTE di[51] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+			   0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 };
+	unsigned int dl = 0;
 
 	(void)state;
 	pt[1].pValue = &bad_bits;
@@ -409,6 +447,41 @@ test_rsa(void **state)
 	assert_int_equal(f->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_OK);
 	assert_int_equal(f->C_VerifyInit(s, &m1, pub), CKR_OK);
 	assert_int_equal(f->C_Verify(s, msg, sizeof(msg) - 1, sig, sl), CKR_SIGNATURE_INVALID);
+	/* raw CKM_RSA_PKCS over a SHA-256 DigestInfo = CKM_SHA256_RSA_PKCS over msg */
+	assert_int_equal(EVP_Digest(msg, sizeof(msg), di + 19, &dl, EVP_sha256(), NULL), 1);
+	sl = sizeof(sig);
+	assert_int_equal(f->C_SignInit(s, &mr, priv), CKR_OK);
+	assert_int_equal(f->C_Sign(s, di, sizeof(di), sig, &sl), CKR_OK);
+	assert_int_equal(sl, 256);
+	assert_int_equal(f->C_SignInit(s, &m256, priv), CKR_OK);
+	assert_int_equal(f->C_Sign(s, msg, sizeof(msg), sig2, &sl2), CKR_OK);
+	assert_int_equal(sl2, sl);
+	assert_memory_equal(sig, sig2, sl); /* PKCS#1 v1.5 is deterministic */
+	assert_int_equal(f->C_VerifyInit(s, &m256, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
+	assert_int_equal(f->C_VerifyInit(s, &mr, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, di, sizeof(di), sig, sl), CKR_OK);
+	sl = sizeof(sig);
+	assert_int_equal(f->C_SignInit(s, &mr, priv), CKR_OK);
+	memset(out, 0x5a, sizeof(out));
+	assert_int_equal(f->C_Sign(s, out, 246, sig, &sl), CKR_DATA_LEN_RANGE); /* > k-11 */
+	/* raw CKM_RSA_PKCS_PSS over SHA-256(msg) = CKM_SHA256_RSA_PKCS_PSS over msg */
+	sl = sizeof(sig);
+	assert_int_equal(f->C_SignInit(s, &mpr, priv), CKR_OK);
+	assert_int_equal(f->C_Sign(s, di + 19, 32, sig, &sl), CKR_OK);
+	assert_int_equal(sl, 256);
+	assert_int_equal(f->C_VerifyInit(s, &mp, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
+	assert_int_equal(f->C_VerifyInit(s, &mpr, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, di + 19, 32, sig, sl), CKR_OK);
+	sig[7] ^= 1;
+	assert_int_equal(f->C_VerifyInit(s, &mp, pub), CKR_OK);
+	assert_int_equal(f->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_SIGNATURE_INVALID);
+	sl = sizeof(sig);
+	assert_int_equal(f->C_SignInit(s, &mpr, priv), CKR_OK);
+	assert_int_equal(f->C_Sign(s, di + 19, 31, sig, &sl), CKR_DATA_LEN_RANGE);
+	assert_int_equal(f->C_SignInit(s, &mprb, priv), CKR_MECHANISM_PARAM_INVALID);
+	sl = sizeof(sig);
 	assert_int_equal(f->C_EncryptInit(s, &mo1, pub), CKR_MECHANISM_PARAM_INVALID);
 	assert_int_equal(f->C_EncryptInit(s, &mo, pub), CKR_OK);
 	assert_int_equal(f->C_Encrypt(s, msg, sizeof(msg), ct, &cl), CKR_OK);

@@ -262,6 +262,215 @@ test_rsa_sign_and_oaep(void **state)
 	}
 }
 
+/* SHA-x(msg) into d; its length. */
+static size_t
+digest_of(uint32_t hash, uint8_t d[EVP_MAX_MD_SIZE])
+{
+	unsigned n = 0;
+
+	assert_int_equal(EVP_Digest(msg, sizeof(msg), d, &n, md_for(hash, 0), NULL), 1);
+	return n;
+}
+
+/* VHSM_HASH_PREHASHED: ECDSA over a caller's digest, checked by OpenSSL
+ * against the same digest (EVP_PKEY_verify) and the message (DigestVerify). */
+static void
+test_prehashed_ecdsa(void **state)
+{
+	static const uint32_t types[] = { VHSM_KEY_EC_P256, VHSM_KEY_EC_P384 };
+	static const uint32_t hashes[] = { VHSM_HASH_SHA256, VHSM_HASH_SHA384, VHSM_HASH_SHA512 };
+	static const size_t bad[] = { 0, 1, 20, 31, 33, 47, 65, 128 };
+	uint8_t d[EVP_MAX_MD_SIZE], big[128] = { 0 };
+	size_t i, j, dl, sl, osl;
+	uint8_t *sig, *osig;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		struct vk_material m = { 0 };
+		EVP_PKEY *pub, *priv;
+		EVP_PKEY_CTX *pc;
+
+		assert_int_equal(vk_generate(types[i], &m), 0);
+		pub = ossl_pub(&m);
+		priv = ossl_key(types[i], &m);
+		for (j = 0; j < 3; j++) {
+			dl = digest_of(hashes[j], d);
+			/* Flag alone (any 32/48/64-byte digest), DER. */
+			sig = NULL;
+			assert_int_equal(vk_sign(types[i], &m, VHSM_ALG_DEFAULT, VHSM_HASH_PREHASHED, d,
+						 dl, &sig, &sl), 0);
+			pc = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+			assert_int_equal(EVP_PKEY_verify_init(pc), 1);
+			assert_int_equal(EVP_PKEY_verify(pc, sig, sl, d, dl), 1);
+			EVP_PKEY_CTX_free(pc);
+			assert_true(ossl_verify(pub, types[i], VHSM_ALG_ECDSA_DER, hashes[j], sig, sl));
+			/* The ordinary (hashing) verify accepts it too, and the prehashed one. */
+			assert_int_equal(vk_verify(types[i], &m, 0, hashes[j], msg, sizeof(msg), sig, sl), 0);
+			assert_int_equal(vk_verify(types[i], &m, 0, VHSM_HASH_PREHASHED, d, dl, sig, sl), 0);
+			d[0] ^= 1;
+			assert_int_equal(vk_verify(types[i], &m, 0, VHSM_HASH_PREHASHED, d, dl, sig, sl),
+					 VHSM_E_BAD_SIGNATURE);
+			d[0] ^= 1;
+			OPENSSL_free(sig);
+			/* Flag | digest, raw r||s. */
+			sig = NULL;
+			assert_int_equal(vk_sign(types[i], &m, VHSM_ALG_ECDSA_RAW,
+						 VHSM_HASH_PREHASHED | hashes[j], d, dl, &sig, &sl), 0);
+			assert_int_equal(sl, types[i] == VHSM_KEY_EC_P384 ? 96u : 64u);
+			assert_int_equal(vk_verify(types[i], &m, VHSM_ALG_ECDSA_RAW, hashes[j], msg,
+						   sizeof(msg), sig, sl), 0);
+			OPENSSL_free(sig);
+			/* OpenSSL's signature over the digest verifies prehashed in the vHSM. */
+			pc = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
+			assert_int_equal(EVP_PKEY_sign_init(pc), 1);
+			assert_int_equal(EVP_PKEY_sign(pc, NULL, &osl, d, dl), 1);
+			osig = malloc(osl);
+			assert_non_null(osig);
+			assert_int_equal(EVP_PKEY_sign(pc, osig, &osl, d, dl), 1);
+			EVP_PKEY_CTX_free(pc);
+			assert_int_equal(vk_verify(types[i], &m, VHSM_ALG_ECDSA_DER,
+						   VHSM_HASH_PREHASHED | hashes[j], d, dl, osig, osl), 0);
+			free(osig);
+		}
+		/* Other lengths are refused, before any signing. */
+		for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			sig = NULL;
+			assert_int_equal(vk_sign(types[i], &m, 0, VHSM_HASH_PREHASHED, big, bad[j], &sig, &sl),
+					 VHSM_E_ARGUMENT);
+			assert_null(sig);
+		}
+		/* A named digest fixes the length. */
+		sig = NULL;
+		assert_int_equal(vk_sign(types[i], &m, 0, VHSM_HASH_PREHASHED | VHSM_HASH_SHA384, big, 32,
+					 &sig, &sl), VHSM_E_ARGUMENT);
+		assert_int_equal(vk_sign(types[i], &m, 0, VHSM_HASH_PREHASHED | 7u, big, 32, &sig, &sl),
+				 VHSM_E_UNSUPPORTED);
+		assert_int_equal(vk_sign(types[i], &m, VHSM_ALG_RSA_PSS, VHSM_HASH_PREHASHED, big, 32,
+					 &sig, &sl), VHSM_E_UNSUPPORTED);
+		assert_null(sig);
+		EVP_PKEY_free(pub);
+		EVP_PKEY_free(priv);
+		vk_material_clear(&m);
+	}
+}
+
+/* Ed25519 is not defined over a digest; symmetric keys do not sign. */
+static void
+test_prehashed_refused(void **state)
+{
+	struct vk_material m = { 0 };
+	uint8_t d[32] = { 1 }, *sig = NULL;
+	size_t sl;
+
+	(void)state;
+	assert_int_equal(vk_generate(VHSM_KEY_ED25519, &m), 0);
+	assert_int_equal(vk_sign(VHSM_KEY_ED25519, &m, 0, VHSM_HASH_PREHASHED, d, 32, &sig, &sl),
+			 VHSM_E_UNSUPPORTED);
+	assert_int_equal(vk_verify(VHSM_KEY_ED25519, &m, 0, VHSM_HASH_PREHASHED, d, 32, d, 32),
+			 VHSM_E_UNSUPPORTED);
+	assert_null(sig);
+	vk_material_clear(&m);
+	assert_int_equal(vk_generate(VHSM_KEY_AES256, &m), 0);
+	assert_int_equal(vk_sign(VHSM_KEY_AES256, &m, 0, VHSM_HASH_PREHASHED, d, 32, &sig, &sl),
+			 VHSM_E_USAGE);
+	assert_null(sig);
+	vk_material_clear(&m);
+}
+
+/* RSA PKCS#1 v1.5 over a caller's DigestInfo, and over a named digest;
+ * RSA-PSS over a digest.  OpenSSL verifies them against the message. */
+static void
+test_prehashed_rsa(void **state)
+{
+	/* DER DigestInfo prefix of SHA-256 (RFC 8017 §9.2 note 1). */
+	static const uint8_t di256[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+					 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 };
+	struct vk_material m = { 0 };
+	uint8_t d[EVP_MAX_MD_SIZE], di[sizeof(di256) + 32], big[256] = { 0 };
+	uint8_t *sig = NULL, *sig2 = NULL;
+	size_t dl, sl = 0, sl2 = 0;
+	EVP_PKEY *pub;
+	EVP_PKEY_CTX *pc;
+	uint32_t h;
+
+	(void)state;
+	assert_int_equal(vk_generate(VHSM_KEY_RSA2048, &m), 0);
+	pub = ossl_pub(&m);
+	dl = digest_of(VHSM_HASH_SHA256, d);
+	assert_int_equal(dl, 32);
+	memcpy(di, di256, sizeof(di256));
+	memcpy(di + sizeof(di256), d, 32);
+	/* DigestInfo as given: a standard RSASSA-PKCS1-v1_5 SHA-256 signature. */
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PKCS1, VHSM_HASH_PREHASHED, di,
+				 sizeof(di), &sig, &sl), 0);
+	assert_int_equal(sl, 256);
+	assert_true(ossl_verify(pub, VHSM_KEY_RSA2048, VHSM_ALG_RSA_PKCS1, VHSM_HASH_SHA256, sig, sl));
+	assert_int_equal(vk_verify(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PKCS1, VHSM_HASH_PREHASHED, di,
+				   sizeof(di), sig, sl), 0);
+	/* The digest with its hash named: vhsmd builds the same DigestInfo (v1.5 is deterministic). */
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PKCS1,
+				 VHSM_HASH_PREHASHED | VHSM_HASH_SHA256, d, dl, &sig2, &sl2), 0);
+	assert_int_equal(sl2, sl);
+	assert_memory_equal(sig, sig2, sl);
+	OPENSSL_free(sig2);
+	sig2 = NULL;
+	/* Raw recovery shows type-1 padding around exactly the DigestInfo. */
+	{
+		uint8_t rec[256];
+		size_t rl = sizeof(rec);
+
+		pc = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+		assert_int_equal(EVP_PKEY_verify_recover_init(pc), 1);
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING), 1);
+		assert_int_equal(EVP_PKEY_verify_recover(pc, rec, &rl, sig, sl), 1);
+		assert_int_equal(rl, sizeof(di));
+		assert_memory_equal(rec, di, sizeof(di));
+		EVP_PKEY_CTX_free(pc);
+	}
+	OPENSSL_free(sig);
+	sig = NULL;
+	/* Up to k-11 bytes; k-10 is refused. */
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PKCS1, VHSM_HASH_PREHASHED, big,
+				 245, &sig, &sl), 0);
+	OPENSSL_free(sig);
+	sig = NULL;
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PKCS1, VHSM_HASH_PREHASHED, big,
+				 246, &sig, &sl), VHSM_E_ARGUMENT);
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PKCS1, VHSM_HASH_PREHASHED, big, 0,
+				 &sig, &sl), VHSM_E_ARGUMENT);
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PKCS1,
+				 VHSM_HASH_PREHASHED | VHSM_HASH_SHA256, di, sizeof(di), &sig, &sl),
+			 VHSM_E_ARGUMENT);
+	assert_null(sig);
+	/* PSS over SHA-256/384/512 digests (salt = digest length, MGF1 same digest). */
+	for (h = VHSM_HASH_SHA256; h <= VHSM_HASH_SHA512; h++) {
+		dl = digest_of(h, d);
+		assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PSS, VHSM_HASH_PREHASHED | h, d,
+					 dl, &sig, &sl), 0);
+		assert_true(ossl_verify(pub, VHSM_KEY_RSA2048, VHSM_ALG_RSA_PSS, h, sig, sl));
+		assert_int_equal(vk_verify(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PSS, h, msg, sizeof(msg),
+					   sig, sl), 0);
+		assert_int_equal(vk_verify(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PSS, VHSM_HASH_PREHASHED | h,
+					   d, dl, sig, sl), 0);
+		sig[10] ^= 4;
+		assert_int_equal(vk_verify(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PSS, VHSM_HASH_PREHASHED | h,
+					   d, dl, sig, sl), VHSM_E_BAD_SIGNATURE);
+		OPENSSL_free(sig);
+		sig = NULL;
+		/* Wrong length for the named digest. */
+		assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PSS, VHSM_HASH_PREHASHED | h, d,
+					 dl - 1, &sig, &sl), VHSM_E_ARGUMENT);
+	}
+	/* PSS needs the digest named: the flag alone is refused. */
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_RSA_PSS, VHSM_HASH_PREHASHED, d, 32,
+				 &sig, &sl), VHSM_E_ARGUMENT);
+	assert_int_equal(vk_sign(VHSM_KEY_RSA2048, &m, VHSM_ALG_DEFAULT, VHSM_HASH_PREHASHED, d, 32,
+				 &sig, &sl), VHSM_E_ARGUMENT);
+	assert_null(sig);
+	EVP_PKEY_free(pub);
+	vk_material_clear(&m);
+}
+
 static void
 test_aes_gcm(void **state)
 {
@@ -596,6 +805,9 @@ main(void)
 		cmocka_unit_test(test_ec_sign),
 		cmocka_unit_test(test_ed25519_sign),
 		cmocka_unit_test(test_rsa_sign_and_oaep),
+		cmocka_unit_test(test_prehashed_ecdsa),
+		cmocka_unit_test(test_prehashed_refused),
+		cmocka_unit_test(test_prehashed_rsa),
 		cmocka_unit_test(test_aes_gcm),
 		cmocka_unit_test(test_key_wrap_rfc5649),
 		cmocka_unit_test(test_hmac_rfc4231),
