@@ -4,6 +4,8 @@ Start it in a temporary state directory, wait (bounded) for its announcement
 line, and always stop it.  Only Unix sockets and 127.0.0.1 are used.
 """
 import os
+import socket
+import struct
 import re
 import signal
 import subprocess
@@ -67,3 +69,55 @@ class Snpsimd:
         subprocess.run([self.exe, "--state-dir", self.state_dir, "--export-roots", out_dir],
                        check=True, capture_output=True, timeout=60)
         return out_dir
+
+
+def stop(p):
+    """SIGTERM, then SIGKILL after 10 s: a daemon never outlives its test."""
+    if p is not None and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def closed_port():
+    """A loopback port nobody listens on (bound once, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# The vHSM wire format (docs/vhsm-protocol.md), for tests that stand between
+# vhsmd and nitrided: 16-byte header (length at 12), then TLVs (u16 tag, u32 len).
+def tlvs(body):
+    out, off = [], 0
+    while off < len(body):
+        tag, ln = struct.unpack("<HI", body[off:off + 6])
+        out.append([tag, body[off + 6:off + 6 + ln]])
+        off += 6 + ln
+    return out
+
+
+def pack(hdr, items):
+    body = b"".join(struct.pack("<HI", t, len(v)) + v for t, v in items)
+    return hdr[:12] + struct.pack("<I", len(body)) + body
+
+
+def recv_frame(s):
+    buf = b""
+    while len(buf) < 16:
+        c = s.recv(16 - len(buf))
+        if not c:
+            return None
+        buf += c
+    (n,) = struct.unpack("<I", buf[12:16])
+    while len(buf) < 16 + n:
+        c = s.recv(16 + n - len(buf))
+        if not c:
+            return None
+        buf += c
+    return buf

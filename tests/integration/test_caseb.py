@@ -12,15 +12,13 @@ import base64
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simtest import Snpsimd  # noqa: E402
+from simtest import Snpsimd, closed_port, stop  # noqa: E402
 
 try:
     from jwcrypto import jwe, jwk
@@ -46,24 +44,6 @@ def start(argv, prefix):
         p.kill()
         raise RuntimeError(f"{argv[0]} did not start: {line!r} {p.stderr.read()}")
     return p, line.split()[2]
-
-
-def stop(p):
-    if p is not None and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def setup_services(tmp, roots, measurement):

@@ -14,9 +14,7 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,7 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simtest import Snpsimd  # noqa: E402
+from simtest import Snpsimd, closed_port, pack, recv_frame, stop, tlvs  # noqa: E402
 
 try:
     from jwcrypto import jwk
@@ -52,24 +50,6 @@ def start(argv, prefix):
         p.kill()
         raise RuntimeError(f"{argv[0]} did not start: {line!r} {p.stderr.read()}")
     return p, line.split()[2]
-
-
-def stop(p):
-    if p is not None and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def setup_services(tmp, roots, measurement):
@@ -121,36 +101,6 @@ def setup_services(tmp, roots, measurement):
     check(r.returncode == 0, "policy set: " + r.stderr.strip())
     return attestd, aurl, provd, purl, secret
 
-
-
-def tlvs(body):
-    out, off = [], 0
-    while off < len(body):
-        tag, ln = struct.unpack("<HI", body[off:off + 6])
-        out.append([tag, body[off + 6:off + 6 + ln]])
-        off += 6 + ln
-    return out
-
-
-def pack(hdr, items):
-    body = b"".join(struct.pack("<HI", t, len(v)) + v for t, v in items)
-    return hdr[:12] + struct.pack("<I", len(body)) + body
-
-
-def recv_frame(s):
-    buf = b""
-    while len(buf) < 16:
-        c = s.recv(16 - len(buf))
-        if not c:
-            return None
-        buf += c
-    (n,) = struct.unpack("<I", buf[12:16])
-    while len(buf) < 16 + n:
-        c = s.recv(16 + n - len(buf))
-        if not c:
-            return None
-        buf += c
-    return buf
 
 
 class Proxy:

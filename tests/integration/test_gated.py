@@ -22,9 +22,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simtest import Snpsimd  # noqa: E402
+from simtest import Snpsimd, closed_port, pack, recv_frame, stop, tlvs  # noqa: E402
 
 try:
     from jwcrypto import jwk, jwt
@@ -62,24 +60,6 @@ def start(argv, prefix):
         p.kill()
         raise RuntimeError(f"{argv[0]} did not start: {line!r}")
     return p, line.split()[2]
-
-
-def stop(p):
-    if p is not None and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_attestd(tmp, roots, measurement):
@@ -118,36 +98,6 @@ def attestations(aurl):
     text = urllib.request.urlopen(aurl + "/metrics", timeout=10).read().decode()
     return sum(int(float(v)) for v in
                re.findall(r'^attestd_attestations_total\{[^}]*\} (\S+)$', text, re.M))
-
-
-def tlvs(body):
-    out, off = [], 0
-    while off < len(body):
-        tag, ln = struct.unpack("<HI", body[off:off + 6])
-        out.append([tag, body[off + 6:off + 6 + ln]])
-        off += 6 + ln
-    return out
-
-
-def pack(hdr, items):
-    body = b"".join(struct.pack("<HI", t, len(v)) + v for t, v in items)
-    return hdr[:12] + struct.pack("<I", len(body)) + body
-
-
-def recv_frame(s):
-    buf = b""
-    while len(buf) < 16:
-        c = s.recv(16 - len(buf))
-        if not c:
-            return None
-        buf += c
-    (n,) = struct.unpack("<I", buf[12:16])
-    while len(buf) < 16 + n:
-        c = s.recv(16 + n - len(buf))
-        if not c:
-            return None
-        buf += c
-    return buf
 
 
 def forge(signer, kid, tee_json, status="affirming", exp_in=300):
