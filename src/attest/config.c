@@ -89,21 +89,6 @@ handler(void *user, const char *section, const char *name, const char *value)
 	return 1;
 }
 
-static bool
-is_loopback(const char *host)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (strcmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return false;
-}
-
 int
 attestd_config_load(const char *path, attestd_config *c, char *err, size_t errlen)
 {
@@ -140,7 +125,7 @@ attestd_config_load(const char *path, attestd_config *c, char *err, size_t errle
 		(void)snprintf(err, errlen, "%s: key \"policy\": required", path);
 		return -1;
 	}
-	if (c->plain_http && !is_loopback(c->listen_host)) {
+	if (c->plain_http && !conf_is_loopback(c->listen_host)) {
 		(void)snprintf(err, errlen,
 			       "%s: key \"plain_http\": allowed only with a loopback listen address, "
 			       "not %s",

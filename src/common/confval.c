@@ -1,6 +1,8 @@
 #include "common/confval.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +64,19 @@ conf_hostport(const char *v, char *host, size_t hostcap, unsigned *port)
 	memcpy(host, h, hl);
 	host[hl] = '\0';
 	return 0;
+}
+
+bool
+conf_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
 }

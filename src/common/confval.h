@@ -20,4 +20,7 @@ __attribute__((warn_unused_result)) int conf_bool(const char *v, bool *out);
 __attribute__((warn_unused_result)) int conf_hostport(const char *v, char *host, size_t hostcap,
 						      unsigned *port);
 
+/* A loopback host ("localhost", 127.0.0.0/8, ::1): where plain HTTP is allowed. */
+bool conf_is_loopback(const char *host);
+
 #endif

@@ -218,6 +218,14 @@ test_confval(void **state)
 	assert_int_equal(conf_hostport(":80", host, sizeof(host), &port), -1);
 	assert_int_equal(conf_hostport("h:65536", host, sizeof(host), &port), -1);
 	assert_int_equal(conf_hostport("a-very-long-host-name:1", host, sizeof(host), &port), -1);
+	assert_true(conf_is_loopback("127.0.0.1"));
+	assert_true(conf_is_loopback("127.1.2.3"));
+	assert_true(conf_is_loopback("::1"));
+	assert_true(conf_is_loopback("localhost"));
+	assert_false(conf_is_loopback("0.0.0.0"));
+	assert_false(conf_is_loopback("10.0.0.1"));
+	assert_false(conf_is_loopback("::"));
+	assert_false(conf_is_loopback("example.com"));
 	assert_int_equal(conf_str(small, sizeof(small), "abc"), 0);
 	assert_int_equal(conf_str(small, sizeof(small), "abcd"), -1);
 }
