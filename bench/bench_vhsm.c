@@ -96,9 +96,38 @@ raw_sign(void *arg)
 	return r;
 }
 
-/* Bare round trip: request-sized write, answer-sized read. */
+/* Bare round trip: request-sized write, answer-sized read.  Measured twice:
+ * blocking reads, and reads that busy-poll for up to 200 us first, as libvhsm
+ * and vhsmd do (on VMs whose idle vCPUs halt, the wake-up of a blocked reader
+ * costs more than the signature); the floor is the faster of the two. */
 #define REQ_LEN 78
 #define RESP_LEN 112
+#define SPIN_NS 200000
+
+static volatile int busy_poll; /* read by both ends of the bare round trip */
+
+static ssize_t
+bare_read(int fd, uint8_t *p, size_t n)
+{
+	struct timespec t0, t;
+	unsigned i;
+
+	if (busy_poll) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (i = 1;; i++) {
+			ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+
+			if (r >= 0 || (errno != EAGAIN && errno != EINTR))
+				return r;
+			if ((i & 15) == 0) {
+				clock_gettime(CLOCK_MONOTONIC, &t);
+				if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > SPIN_NS)
+					break;
+			}
+		}
+	}
+	return read(fd, p, n);
+}
 
 static void *
 echo_thread(void *arg)
@@ -110,7 +139,7 @@ echo_thread(void *arg)
 		size_t got = 0;
 
 		while (got < REQ_LEN) {
-			ssize_t n = read(fd, buf + got, REQ_LEN - got);
+			ssize_t n = bare_read(fd, buf + got, REQ_LEN - got);
 
 			if (n <= 0)
 				return NULL;
@@ -131,7 +160,7 @@ rtt(void *arg)
 	if (write(fd, buf, REQ_LEN) != REQ_LEN)
 		return -1;
 	while (got < RESP_LEN) {
-		ssize_t n = read(fd, buf + got, RESP_LEN - got);
+		ssize_t n = bare_read(fd, buf + got, RESP_LEN - got);
 
 		if (n <= 0)
 			return -1;
@@ -159,7 +188,8 @@ main(int argc, char **argv)
 	const char *vhsmd = NULL;
 	double seconds = 1;
 	char dir[] = "/tmp/bench-vhsm-XXXXXX", path[512], sock[300];
-	struct stats raw, bare, viad;
+	struct stats raw, bare, spun, viad;
+	double floor_ns;
 	EVP_PKEY *pk = NULL;
 	vhsm_client *c = NULL;
 	pid_t pid = -1;
@@ -215,18 +245,25 @@ main(int argc, char **argv)
 	    pthread_create(&th, NULL, echo_thread, &sv[1]) != 0)
 		goto out;
 	pthread_detach(th);
-	if (measure(raw_sign, pk, seconds, &raw) != 0 || measure(rtt, &sv[0], seconds, &bare) != 0 ||
-	    measure(vhsm_one, c, seconds, &viad) != 0) {
+	if (measure(raw_sign, pk, seconds, &raw) != 0 || measure(rtt, &sv[0], seconds, &bare) != 0)
+		goto fail;
+	busy_poll = 1;
+	if (measure(rtt, &sv[0], seconds, &spun) != 0)
+		goto fail;
+	busy_poll = 0;
+	if (measure(vhsm_one, c, seconds, &viad) != 0) {
+fail:
 		fprintf(stderr, "bench_vhsm: a measurement failed\n");
 		goto out;
 	}
 	printf("P-256 sign, 1 client, median (p99) latency, %.1f s each:\n", seconds);
 	printf("  in-process OpenSSL sign        %8.1f us (%.1f)  n=%zu\n", raw.median / 1e3, raw.p99 / 1e3, raw.n);
-	printf("  bare Unix-socket round trip    %8.1f us (%.1f)  n=%zu\n", bare.median / 1e3, bare.p99 / 1e3, bare.n);
-	printf("  floor = sign + round trip      %8.1f us\n", (raw.median + bare.median) / 1e3);
+	floor_ns = raw.median + (spun.median < bare.median ? spun.median : bare.median);
+	printf("  bare Unix-socket round trip    %8.1f us (%.1f)  n=%zu  blocking reads\n", bare.median / 1e3, bare.p99 / 1e3, bare.n);
+	printf("  bare Unix-socket round trip    %8.1f us (%.1f)  n=%zu  busy-polled reads\n", spun.median / 1e3, spun.p99 / 1e3, spun.n);
+	printf("  floor = sign + faster trip     %8.1f us\n", floor_ns / 1e3);
 	printf("  via vhsmd (libvhsm)            %8.1f us (%.1f)  n=%zu\n", viad.median / 1e3, viad.p99 / 1e3, viad.n);
-	printf("  ratio vhsmd / floor            %8.2f x   (goal <= 1.30)\n",
-	       viad.median / (raw.median + bare.median));
+	printf("  ratio vhsmd / floor            %8.2f x   (goal <= 1.30)\n", viad.median / floor_ns);
 	rc = 0;
 out:
 	vhsm_close(c);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -30,15 +31,35 @@ struct pending {
 	struct pending *next;
 };
 
-struct vhsm_client {
+/* One connection to vhsmd.  Requests from several threads may be in flight
+ * on it at once (the protocol matches answers by id): whichever waiting
+ * thread holds `reading` reads the next answer and hands it to its owner. */
+struct lane {
 	int fd;
 	pthread_mutex_t mu;  /* everything below */
 	pthread_cond_t cv;
 	pthread_mutex_t wmu; /* serialises writes of whole frames */
-	uint32_t next_id;
 	bool reading;        /* some thread is reading a frame */
-	bool broken;         /* the connection failed; every call fails */
+	unsigned inflight;   /* calls using this lane (under the client's mu) */
 	struct pending *pend;
+};
+
+/* A handle shared by the threads of one process.  It opens up to LANES_MAX
+ * connections, one more each time every open one is busy, so that threads
+ * calling at the same time each read their own answers instead of waking one
+ * another (a hand-off between threads costs a cross-CPU wake-up, which is
+ * dearer than a P-256 signature on virtual machines).  All the connections
+ * come from the same process, so vhsmd sees the same principal on each. */
+#define LANES_MAX 8
+
+struct vhsm_client {
+	pthread_mutex_t mu;  /* lanes, nlanes, next_id, broken */
+	struct lane *lanes[LANES_MAX];
+	size_t nlanes;
+	uint32_t next_id;
+	bool broken;         /* a connection failed; every call fails */
+	uint64_t spin_ns;    /* busy-wait budget for an answer, see recv_spin */
+	struct sockaddr_un sa;
 };
 
 static __thread char last_msg[256];
@@ -64,39 +85,97 @@ set_msg(const char *m)
 	snprintf(last_msg, sizeof(last_msg), "%s", m);
 }
 
+/* VHSM_SPIN_US: how long a caller busy-waits for an answer before it
+ * sleeps (recv_spin); 0 turns it off.  Default 200 us: longer than the
+ * common operations, short against the slow ones. */
+static uint64_t
+spin_budget_ns(void)
+{
+	const char *v = getenv("VHSM_SPIN_US");
+	char *end;
+	unsigned long us;
+
+	if (v == NULL || *v == 0)
+		return 200000;
+	errno = 0;
+	us = strtoul(v, &end, 10);
+	if (errno != 0 || *end != 0 || us > 1000000)
+		return 200000;
+	return (uint64_t)us * 1000;
+}
+
+static void
+lane_free(struct lane *l)
+{
+	struct pending *p, *n;
+
+	if (l == NULL)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	for (p = l->pend; p; p = n) {
+		n = p->next;
+		vhsm_buf_free(p->frame, p->len);
+		free(p);
+	}
+	pthread_mutex_destroy(&l->mu);
+	pthread_mutex_destroy(&l->wmu);
+	pthread_cond_destroy(&l->cv);
+	free(l);
+}
+
+/* A new connection to sa; NULL with last_msg set on failure. */
+static struct lane *
+lane_open(const struct sockaddr_un *sa)
+{
+	struct lane *l;
+	int fd;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(last_msg, sizeof(last_msg), "socket: %s", strerror(errno));
+		return NULL;
+	}
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+		snprintf(last_msg, sizeof(last_msg), "connect %s: %s", sa->sun_path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	l->fd = fd;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->wmu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	return l;
+}
+
 VHSM_API int
 vhsm_connect(const char *path, vhsm_client **out)
 {
-	struct sockaddr_un sa;
 	vhsm_client *c = NULL;
-	int fd;
 
 	last_msg[0] = 0;
 	if (path == NULL)
 		path = getenv("VHSM_SOCKET");
 	if (path == NULL || *path == 0)
 		path = VHSM_DEFAULT_SOCKET;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (out == NULL || strlen(path) >= sizeof(sa.sun_path))
+	if (out == NULL || strlen(path) >= sizeof(c->sa.sun_path))
 		return VHSM_E_ARGUMENT;
-	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return VHSM_E_IO;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		snprintf(last_msg, sizeof(last_msg), "connect %s: %s", path, strerror(errno));
-		close(fd);
-		return VHSM_E_IO;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		close(fd);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return VHSM_E_NOMEM;
+	c->sa.sun_family = AF_UNIX;
+	memcpy(c->sa.sun_path, path, strlen(path));
+	/* The first connection now, so that a wrong path fails here. */
+	if ((c->lanes[0] = lane_open(&c->sa)) == NULL) {
+		free(c);
+		return VHSM_E_IO;
 	}
-	c->fd = fd;
+	c->nlanes = 1;
 	c->next_id = 1;
+	c->spin_ns = spin_budget_ns();
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_mutex_init(&c->wmu, NULL);
-	pthread_cond_init(&c->cv, NULL);
 	*out = c;
 	return VHSM_OK;
 }
@@ -104,27 +183,99 @@ vhsm_connect(const char *path, vhsm_client **out)
 VHSM_API void
 vhsm_close(vhsm_client *c)
 {
-	struct pending *p, *n;
+	size_t i;
 
 	if (c == NULL)
 		return;
-	close(c->fd);
-	for (p = c->pend; p; p = n) {
-		n = p->next;
-		vhsm_buf_free(p->frame, p->len);
-		free(p);
-	}
+	for (i = 0; i < c->nlanes; i++)
+		lane_free(c->lanes[i]);
 	pthread_mutex_destroy(&c->mu);
-	pthread_mutex_destroy(&c->wmu);
-	pthread_cond_destroy(&c->cv);
 	free(c);
 }
 
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Threads of this process busy-waiting in recv_spin now, and how many may:
+ * one CPU fewer than there are (at least one; the other is vhsmd's).  And
+ * calls waiting for an answer: when there are more than CPUs, vhsmd has a
+ * queue, the answer is far off, and spinning would only take the CPU from the
+ * daemon that computes it; every thread then sleeps as before. */
+static unsigned spinners, waiting;
+static unsigned spinners_max;
+
+/* recv(), but poll the socket without sleeping for up to spin_ns first.  A
+ * thread that blocks is woken by an inter-processor interrupt, and on virtual
+ * machines whose idle vCPUs halt that wake-up costs more than a P-256
+ * signature (~25 us against ~20 us here); while the answer is being computed
+ * a short busy wait keeps the vCPU awake and the round trip near 4 us.  The
+ * budget bounds the CPU wasted on slow operations (RSA-4096 signs, Case B
+ * hand-offs), which end up blocking as before. */
+/* May this thread busy-wait now?  If so, it must call spin_end() after. */
+static bool
+spin_begin(void)
+{
+	unsigned max = __atomic_load_n(&spinners_max, __ATOMIC_RELAXED);
+
+	if (max == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		max = ncpu > 2 ? (unsigned)(ncpu - 1) : 1;
+		__atomic_store_n(&spinners_max, max, __ATOMIC_RELAXED);
+	}
+	if (__atomic_load_n(&waiting, __ATOMIC_RELAXED) > max + 1)
+		return false;
+	if (__atomic_add_fetch(&spinners, 1, __ATOMIC_RELAXED) <= max)
+		return true;
+	__atomic_sub_fetch(&spinners, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+static void
+spin_end(void)
+{
+	__atomic_sub_fetch(&spinners, 1, __ATOMIC_RELAXED);
+}
+
+static ssize_t
+recv_spin(int fd, uint8_t *p, size_t n, uint64_t spin_ns)
+{
+	uint64_t deadline = 0;
+	unsigned i;
+	ssize_t r;
+
+	if (spin_ns > 0 && spin_begin()) {
+		for (i = 0;; i++) {
+			r = recv(fd, p, n, MSG_DONTWAIT);
+			if (r >= 0 || (errno != EAGAIN && errno != EINTR)) {
+				spin_end();
+				return r;
+			}
+			if ((i & 15) == 0) {
+				uint64_t t = now_ns();
+
+				if (deadline == 0)
+					deadline = t + spin_ns;
+				else if (t >= deadline)
+					break;
+			}
+		}
+		spin_end();
+	}
+	return recv(fd, p, n, 0);
+}
+
 static int
-read_full(int fd, uint8_t *p, size_t n)
+read_full(int fd, uint8_t *p, size_t n, uint64_t spin_ns)
 {
 	while (n > 0) {
-		ssize_t r = recv(fd, p, n, 0);
+		ssize_t r = recv_spin(fd, p, n, spin_ns);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -154,7 +305,7 @@ write_full(int fd, const uint8_t *p, size_t n)
 
 /* Read one whole response frame (validated).  Caller frees *buf. */
 static int
-read_frame(int fd, uint8_t **buf, size_t *len, uint32_t *id)
+read_frame(int fd, uint64_t spin_ns, uint8_t **buf, size_t *len, uint32_t *id)
 {
 	uint8_t hdr[VHSM_HDR_LEN], *b = NULL;
 	struct vhsm_frame f;
@@ -162,7 +313,7 @@ read_frame(int fd, uint8_t **buf, size_t *len, uint32_t *id)
 	uint32_t blen;
 	size_t used;
 
-	if (read_full(fd, hdr, sizeof(hdr)) != 0)
+	if (read_full(fd, hdr, sizeof(hdr), spin_ns) != 0)
 		return VHSM_E_IO;
 	if (vhsm_frame_decode(hdr, sizeof(hdr), true, &f, &used) == VHSM_DEC_BAD)
 		return VHSM_E_PROTOCOL;
@@ -172,7 +323,7 @@ read_frame(int fd, uint8_t **buf, size_t *len, uint32_t *id)
 	if ((b = malloc(VHSM_HDR_LEN + (size_t)blen)) == NULL)
 		return VHSM_E_NOMEM;
 	memcpy(b, hdr, sizeof(hdr));
-	if (read_full(fd, b + VHSM_HDR_LEN, blen) != 0) {
+	if (read_full(fd, b + VHSM_HDR_LEN, blen, spin_ns) != 0) {
 		vhsm_buf_free(b, VHSM_HDR_LEN + (size_t)blen);
 		return VHSM_E_IO;
 	}
@@ -200,11 +351,13 @@ static void
 call_begin(vhsm_client *c, struct call *k, uint8_t op)
 {
 	memset(k, 0, sizeof(*k));
-	pthread_mutex_lock(&c->mu);
-	k->id = c->next_id++;
-	if (c->next_id == 0)
-		c->next_id = 1;
-	pthread_mutex_unlock(&c->mu);
+	if (c != NULL) {
+		pthread_mutex_lock(&c->mu);
+		k->id = c->next_id++;
+		if (c->next_id == 0)
+			c->next_id = 1;
+		pthread_mutex_unlock(&c->mu);
+	}
 	k->op = op;
 	vhsm_wbuf_init(&k->w, VHSM_HDR_LEN + VHSM_BODY_MAX);
 	vhsm_wbuf_frame(&k->w, op, k->id);
@@ -218,11 +371,119 @@ call_end(struct call *k)
 	k->resp = NULL;
 }
 
+/* The lane for one call: an idle one, else a new one while there is room,
+ * else the least busy (requests then share it, pipelined).  NULL if the
+ * client is broken. */
+static struct lane *
+lane_take(vhsm_client *c)
+{
+	struct lane *best = NULL, *l;
+	size_t i;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->broken)
+		goto out;
+	for (i = 0; i < c->nlanes; i++)
+		if (best == NULL || c->lanes[i]->inflight < best->inflight)
+			best = c->lanes[i];
+	if (best->inflight > 0 && c->nlanes < LANES_MAX && (l = lane_open(&c->sa)) != NULL) {
+		c->lanes[c->nlanes++] = l;
+		best = l;
+	}
+	best->inflight++;
+out:
+	pthread_mutex_unlock(&c->mu);
+	return best;
+}
+
+static void
+lane_give(vhsm_client *c, struct lane *l, bool failed)
+{
+	pthread_mutex_lock(&c->mu);
+	l->inflight--;
+	if (failed)
+		c->broken = true; /* fail closed: no silent reconnection */
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Send the frame on lane l and wait for the answer with the same id. */
+static int
+lane_call(struct lane *l, uint64_t spin_ns, uint32_t id, const uint8_t *req, size_t req_len,
+	  uint8_t **resp, size_t *resp_len)
+{
+	struct pending me, **pp;
+	bool broken = false;
+	int r;
+
+	memset(&me, 0, sizeof(me));
+	me.id = id;
+	pthread_mutex_lock(&l->mu);
+	me.next = l->pend;
+	l->pend = &me;
+	pthread_mutex_unlock(&l->mu);
+
+	pthread_mutex_lock(&l->wmu);
+	r = write_full(l->fd, req, req_len);
+	pthread_mutex_unlock(&l->wmu);
+
+	pthread_mutex_lock(&l->mu);
+	if (r != 0)
+		broken = true;
+	while (!me.done && !broken) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		uint32_t rid = 0;
+		struct pending *p;
+
+		if (l->reading) {
+			pthread_cond_wait(&l->cv, &l->mu);
+			continue;
+		}
+		l->reading = true;
+		pthread_mutex_unlock(&l->mu);
+		r = read_frame(l->fd, spin_ns, &buf, &len, &rid);
+		pthread_mutex_lock(&l->mu);
+		l->reading = false;
+		if (r != 0) {
+			broken = true;
+		} else {
+			for (p = l->pend; p && p->id != rid; p = p->next)
+				;
+			if (p == NULL || p->done) {
+				broken = true; /* an answer to nothing we asked */
+				vhsm_buf_free(buf, len);
+			} else {
+				p->frame = buf;
+				p->len = len;
+				p->done = true;
+			}
+		}
+		pthread_cond_broadcast(&l->cv);
+	}
+	if (broken) {
+		/* Nobody can trust this stream any more: wake every waiter. */
+		shutdown(l->fd, SHUT_RDWR);
+		pthread_cond_broadcast(&l->cv);
+	}
+	for (pp = &l->pend; *pp; pp = &(*pp)->next) {
+		if (*pp == &me) {
+			*pp = me.next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (!me.done)
+		return VHSM_E_IO;
+	*resp = me.frame;
+	*resp_len = me.len;
+	return VHSM_OK;
+}
+
 /* Send the request, wait for its answer, return its status. */
 static int
 call_run(vhsm_client *c, struct call *k)
 {
-	struct pending me, **pp;
+	struct lane *l;
 	uint32_t status;
 	const uint8_t *m;
 	size_t ml, used;
@@ -235,71 +496,18 @@ call_run(vhsm_client *c, struct call *k)
 		set_msg("request exceeds the protocol's size cap");
 		return VHSM_E_TOO_LARGE;
 	}
-	memset(&me, 0, sizeof(me));
-	me.id = k->id;
-	pthread_mutex_lock(&c->mu);
-	if (c->broken) {
-		pthread_mutex_unlock(&c->mu);
+	if ((l = lane_take(c)) == NULL) {
 		set_msg("connection to vhsmd is closed");
 		return VHSM_E_IO;
 	}
-	me.next = c->pend;
-	c->pend = &me;
-	pthread_mutex_unlock(&c->mu);
-
-	pthread_mutex_lock(&c->wmu);
-	r = write_full(c->fd, k->w.p, k->w.len);
-	pthread_mutex_unlock(&c->wmu);
-
-	pthread_mutex_lock(&c->mu);
-	if (r != 0)
-		c->broken = true;
-	while (!me.done && !c->broken) {
-		if (c->reading) {
-			pthread_cond_wait(&c->cv, &c->mu);
-			continue;
-		}
-		{
-			uint8_t *buf = NULL;
-			size_t len = 0;
-			uint32_t id = 0;
-			struct pending *p;
-
-			c->reading = true;
-			pthread_mutex_unlock(&c->mu);
-			r = read_frame(c->fd, &buf, &len, &id);
-			pthread_mutex_lock(&c->mu);
-			c->reading = false;
-			if (r != 0) {
-				c->broken = true;
-			} else {
-				for (p = c->pend; p && p->id != id; p = p->next)
-					;
-				if (p == NULL || p->done) {
-					c->broken = true; /* an answer to nothing we asked */
-					vhsm_buf_free(buf, len);
-				} else {
-					p->frame = buf;
-					p->len = len;
-					p->done = true;
-				}
-			}
-			pthread_cond_broadcast(&c->cv);
-		}
-	}
-	for (pp = &c->pend; *pp; pp = &(*pp)->next) {
-		if (*pp == &me) {
-			*pp = me.next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (!me.done) {
+	__atomic_add_fetch(&waiting, 1, __ATOMIC_RELAXED);
+	r = lane_call(l, c->spin_ns, k->id, k->w.p, k->w.len, &k->resp, &k->resp_len);
+	__atomic_sub_fetch(&waiting, 1, __ATOMIC_RELAXED);
+	lane_give(c, l, r != VHSM_OK);
+	if (r != VHSM_OK) {
 		set_msg("connection to vhsmd failed");
 		return VHSM_E_IO;
 	}
-	k->resp = me.frame;
-	k->resp_len = me.len;
 	if (vhsm_frame_decode(k->resp, k->resp_len, true, &k->f, &used) != 0 ||
 	    k->f.type != (VHSM_RESPONSE | k->op) ||
 	    vhsm_tlv_u32(k->f.body, k->f.body_len, VHSM_T_STATUS, &status) != 0) {
