@@ -42,6 +42,10 @@ struct lane {
 	bool reading;        /* some thread is reading a frame */
 	unsigned inflight;   /* calls using this lane (under the client's mu) */
 	struct pending *pend;
+	/* Read-ahead, used by the thread that holds `reading`: one recv() often
+	 * brings a whole answer (header and body), or several. */
+	uint8_t ra[16384];
+	size_t ra_off, ra_len;
 };
 
 /* A handle shared by the threads of one process.  It opens up to LANES_MAX
@@ -113,6 +117,7 @@ lane_free(struct lane *l)
 		return;
 	if (l->fd >= 0)
 		close(l->fd);
+	OPENSSL_cleanse(l->ra, sizeof(l->ra));
 	for (p = l->pend; p; p = n) {
 		n = p->next;
 		vhsm_buf_free(p->frame, p->len);
@@ -271,18 +276,41 @@ recv_spin(int fd, uint8_t *p, size_t n, uint64_t spin_ns)
 	return recv(fd, p, n, 0);
 }
 
+/* Read exactly n bytes from the lane: what the read-ahead holds first, then
+ * the socket (small reads through the read-ahead, large ones straight into
+ * p).  Consumed read-ahead bytes are wiped: answers may carry secrets. */
 static int
-read_full(int fd, uint8_t *p, size_t n, uint64_t spin_ns)
+read_full(struct lane *l, uint8_t *p, size_t n, uint64_t spin_ns)
 {
 	while (n > 0) {
-		ssize_t r = recv_spin(fd, p, n, spin_ns);
+		size_t k = l->ra_len - l->ra_off;
+		ssize_t r;
 
+		if (k > 0) {
+			if (k > n)
+				k = n;
+			memcpy(p, l->ra + l->ra_off, k);
+			OPENSSL_cleanse(l->ra + l->ra_off, k);
+			l->ra_off += k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		l->ra_off = l->ra_len = 0;
+		if (n >= sizeof(l->ra))
+			r = recv_spin(l->fd, p, n, spin_ns);
+		else
+			r = recv_spin(l->fd, l->ra, sizeof(l->ra), spin_ns);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return -1;
-		p += r;
-		n -= (size_t)r;
+		if (n >= sizeof(l->ra)) {
+			p += r;
+			n -= (size_t)r;
+		} else {
+			l->ra_len = (size_t)r;
+		}
 	}
 	return 0;
 }
@@ -305,7 +333,7 @@ write_full(int fd, const uint8_t *p, size_t n)
 
 /* Read one whole response frame (validated).  Caller frees *buf. */
 static int
-read_frame(int fd, uint64_t spin_ns, uint8_t **buf, size_t *len, uint32_t *id)
+read_frame(struct lane *l, uint64_t spin_ns, uint8_t **buf, size_t *len, uint32_t *id)
 {
 	uint8_t hdr[VHSM_HDR_LEN], *b = NULL;
 	struct vhsm_frame f;
@@ -313,7 +341,7 @@ read_frame(int fd, uint64_t spin_ns, uint8_t **buf, size_t *len, uint32_t *id)
 	uint32_t blen;
 	size_t used;
 
-	if (read_full(fd, hdr, sizeof(hdr), spin_ns) != 0)
+	if (read_full(l, hdr, sizeof(hdr), spin_ns) != 0)
 		return VHSM_E_IO;
 	if (vhsm_frame_decode(hdr, sizeof(hdr), true, &f, &used) == VHSM_DEC_BAD)
 		return VHSM_E_PROTOCOL;
@@ -323,7 +351,7 @@ read_frame(int fd, uint64_t spin_ns, uint8_t **buf, size_t *len, uint32_t *id)
 	if ((b = malloc(VHSM_HDR_LEN + (size_t)blen)) == NULL)
 		return VHSM_E_NOMEM;
 	memcpy(b, hdr, sizeof(hdr));
-	if (read_full(fd, b + VHSM_HDR_LEN, blen, spin_ns) != 0) {
+	if (read_full(l, b + VHSM_HDR_LEN, blen, spin_ns) != 0) {
 		vhsm_buf_free(b, VHSM_HDR_LEN + (size_t)blen);
 		return VHSM_E_IO;
 	}
@@ -441,7 +469,7 @@ lane_call(struct lane *l, uint64_t spin_ns, uint32_t id, const uint8_t *req, siz
 		}
 		l->reading = true;
 		pthread_mutex_unlock(&l->mu);
-		r = read_frame(l->fd, spin_ns, &buf, &len, &rid);
+		r = read_frame(l, spin_ns, &buf, &len, &rid);
 		pthread_mutex_lock(&l->mu);
 		l->reading = false;
 		if (r != 0) {
