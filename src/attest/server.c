@@ -33,6 +33,7 @@
 #include "common/hex.h"
 #include "common/jcs.h"
 #include "common/timefmt.h"
+#include "common/workq.h"
 
 #define HTTP_TIMEOUT_S 30
 #define MAX_HEADERS 16384
@@ -48,6 +49,7 @@ struct worker {
 
 struct attestd_server {
 	attestd_services svc;
+	workq *crypto;       /* appraisals and tokens, on every core */
 	SSL_CTX *ssl;
 	int fd;
 	size_t n_workers;
@@ -209,7 +211,7 @@ client_addr(struct evhttp_request *req)
 }
 
 static void
-audit(attestd_server *s, struct evhttp_request *req, const char *endpoint, const appraisal *a,
+audit(attestd_server *s, const char *client, const char *endpoint, const appraisal *a,
       const char *jti, const char *extra_verdict)
 {
 	char t[RFC3339_LEN];
@@ -224,7 +226,7 @@ audit(attestd_server *s, struct evhttp_request *req, const char *endpoint, const
 		if (!a->checks[i].ok)
 			(void)json_array_append_new(failed, json_string(a->checks[i].name));
 	line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s?}", "time", t, "client",
-			 client_addr(req), "endpoint", endpoint, "evidence_digest",
+			 client, "endpoint", endpoint, "evidence_digest",
 			 a ? a->evidence_digest : "", "policy_digest", a ? a->policy_digest : "",
 			 "verdict", extra_verdict ? extra_verdict : ear_status_name(a->status),
 			 "failed", failed, "jti", jti);
@@ -341,70 +343,55 @@ reject(attestd_server *s, struct evhttp_request *req, const appraisal *a)
 		f ? f->expected : NULL, f ? f->actual : NULL, extra);
 }
 
-static void
-h_attest(attestd_server *s, struct evhttp_request *req)
-{
-	json_t *body = NULL, *jwk;
+/* One attestation between the event loop that read it and the pool thread
+ * that appraises it.  The event loop parses and checks the request (cheap),
+ * the pool runs the P-384 verification and signs the token, and the event
+ * loop that owns the connection answers (libevent's requests belong to their
+ * loop).  If the client goes away meanwhile, libevent detaches the request
+ * and frees it when the answer is "sent". */
+struct attest_job {
+	attestd_server *s;
+	struct event_base *base; /* of the loop that answers */
+	struct evhttp_request *req;
+	char client[64];
+	json_t *body;            /* owns nonce and jwk */
 	const char *nonce;
-	uint8_t *report = NULL, *certs = NULL, rd[SNP_REPORT_DATA_LEN];
-	size_t rlen = 0, clen = 0;
-	const policy *pol = NULL;
-	appraisal *a = NULL;
-	appraise_input in = { 0 };
-	token_params tp = { 0 };
-	char why[200], *jwt = NULL, jti[TOKEN_JTI_LEN + 1];
-	int r;
+	json_t *jwk;
+	uint8_t *report, *certs;
+	size_t rlen, clen;
+	uint8_t rd[SNP_REPORT_DATA_LEN];
+	/* results, from the pool thread */
+	bool failed;             /* out of memory in appraise() */
+	appraisal *a;
+	char *jwt;               /* NULL with a && affirming/warning: signing failed */
+	char jti[TOKEN_JTI_LEN + 1];
+};
 
-	if ((body = read_json(s, req)) == NULL) {
-		INC(s->m_attest_bad);
+static void
+attest_job_free(struct attest_job *j)
+{
+	if (j == NULL)
 		return;
-	}
-	nonce = json_string_value(json_object_get(body, "nonce"));
-	if (nonce == NULL) {
-		INC(s->m_attest_bad);
-		problem(req, 400, "malformed", "Malformed request", "\"nonce\" (string) is required",
-			"nonce", NULL, NULL, NULL);
-		goto out;
-	}
-	/* Consumed first, whatever happens next. */
-	r = nonce_store_consume(s->svc.nonces, nonce, time(NULL));
-	if (r == NONCE_MALFORMED) {
-		INC(s->m_attest_bad);
-		problem(req, 400, "malformed", "Malformed request",
-			"\"nonce\" must be 43 base64url characters (32 bytes)", "nonce", NULL, NULL,
-			NULL);
-		goto out;
-	}
-	if (r != NONCE_OK) {
-		INC(s->m_attest_nonce);
-		(void)snprintf(why, sizeof(why), "nonce %s", nonce_status_name(r));
-		problem(req, 403, "attestation-rejected", "Attestation rejected", why, "nonce",
-			"a live nonce issued by this service", nonce_status_name(r), NULL);
-		audit(s, req, "attest", NULL, NULL, why);
-		goto out;
-	}
-	jwk = json_object_get(body, "tee_pubkey");
-	if (token_check_tee_pubkey(jwk, why, sizeof(why)) != 0) {
-		INC(s->m_attest_bad);
-		problem(req, 400, "malformed", "Malformed request", why, "tee_pubkey", NULL, NULL, NULL);
-		goto out;
-	}
-	if (get_evidence(s, req, body, &report, &rlen, &certs, &clen) != 0) {
-		INC(s->m_attest_bad);
-		goto out;
-	}
-	if (binding_report_data(nonce, jwk, rd) != 0) {
-		problem(req, 400, "malformed", "Malformed request", "tee_pubkey cannot be canonicalised",
-			"tee_pubkey", NULL, NULL, NULL);
-		goto out;
-	}
-	in.report = report;
-	in.report_len = rlen;
-	in.certs = certs;
-	in.certs_len = clen;
-	in.expected_report_data = rd;
-	pol = policy_holder_get(s->svc.policies);
-	if (appraise(s->svc.coll, pol, &in, &a) != 0) {
+	appraisal_free(j->a);
+	free(j->jwt);
+	free(j->report);
+	free(j->certs);
+	json_decref(j->body);
+	free(j);
+}
+
+/* In the event loop: answer from the job's results. */
+static void
+attest_finish(evutil_socket_t fd, short what, void *arg)
+{
+	struct attest_job *j = arg;
+	attestd_server *s = j->s;
+	struct evhttp_request *req = j->req;
+	appraisal *a = j->a;
+
+	(void)fd;
+	(void)what;
+	if (j->failed) {
 		problem(req, 503, "unavailable", "Out of memory", NULL, NULL, NULL, NULL, NULL);
 		goto out;
 	}
@@ -413,39 +400,133 @@ h_attest(attestd_server *s, struct evhttp_request *req)
 		(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "30");
 		problem(req, 503, "collateral-unavailable", "Collateral unavailable",
 			a->unavailable_detail, "collateral", NULL, NULL, NULL);
-		audit(s, req, "attest", a, NULL, "unavailable");
+		audit(s, j->client, "attest", a, NULL, "unavailable");
 		goto out;
 	}
 	INC(s->m_attest[a->status]);
 	if (a->status == EAR_CONTRAINDICATED) {
 		reject(s, req, a);
-		audit(s, req, "attest", a, NULL, NULL);
-		attestd_log("info", "attest rejected: client %s check %s", client_addr(req),
+		audit(s, j->client, "attest", a, NULL, NULL);
+		attestd_log("info", "attest rejected: client %s check %s", j->client,
 			    appraisal_first_failure(a) ? appraisal_first_failure(a)->name : "?");
 		goto out;
 	}
-	tp.issuer = s->svc.cfg->issuer;
-	tp.now = time(NULL);
-	tp.lifetime = s->svc.cfg->token_lifetime;
-	tp.nonce = nonce;
-	tp.tee_pubkey = jwk;
-	tp.appraisal = a;
-	if (token_issue(s->svc.signer, &tp, &jwt, jti) != 0) {
+	if (j->jwt == NULL) {
 		problem(req, 503, "unavailable", "Token signing failed", NULL, NULL, NULL, NULL, NULL);
 		goto out;
 	}
-	audit(s, req, "attest", a, jti, NULL);
-	attestd_log("info", "attest %s: client %s jti %s", ear_status_name(a->status),
-		    client_addr(req), jti);
-	send_json(req, 200, "OK", json_pack("{s:s}", "token", jwt), "application/json");
+	audit(s, j->client, "attest", a, j->jti, NULL);
+	attestd_log("info", "attest %s: client %s jti %s", ear_status_name(a->status), j->client,
+		    j->jti);
+	send_json(req, 200, "OK", json_pack("{s:s}", "token", j->jwt), "application/json");
 out:
-	if (pol != NULL)
-		policy_holder_put(s->svc.policies, pol);
-	appraisal_free(a);
-	free(jwt);
-	free(report);
-	free(certs);
-	json_decref(body);
+	attest_job_free(j);
+}
+
+/* In a pool thread: the appraisal and, if it passed, the token. */
+static void
+attest_work(void *arg)
+{
+	struct attest_job *j = arg;
+	attestd_server *s = j->s;
+	const policy *pol = policy_holder_get(s->svc.policies);
+	appraise_input in = { 0 };
+	token_params tp = { 0 };
+	static const struct timeval now = { 0, 0 };
+
+	in.report = j->report;
+	in.report_len = j->rlen;
+	in.certs = j->certs;
+	in.certs_len = j->clen;
+	in.expected_report_data = j->rd;
+	if (appraise(s->svc.coll, pol, &in, &j->a) != 0) {
+		j->failed = true;
+	} else if (!j->a->unavailable && j->a->status != EAR_CONTRAINDICATED) {
+		tp.issuer = s->svc.cfg->issuer;
+		tp.now = time(NULL);
+		tp.lifetime = s->svc.cfg->token_lifetime;
+		tp.nonce = j->nonce;
+		tp.tee_pubkey = j->jwk;
+		tp.appraisal = j->a;
+		if (token_issue(s->svc.signer, &tp, &j->jwt, j->jti) != 0)
+			j->jwt = NULL;
+	}
+	policy_holder_put(s->svc.policies, pol);
+	/* Thread-safe: the bases were made with evthread_use_pthreads(). */
+	if (event_base_once(j->base, -1, EV_TIMEOUT, attest_finish, j, &now) != 0) {
+		/* Cannot happen short of memory; answering from here would race
+		 * the loop, so the client times out instead. */
+		attestd_log("error", "attest: cannot hand the answer back to the event loop");
+	}
+}
+
+static void
+h_attest(attestd_server *s, struct event_base *base, struct evhttp_request *req)
+{
+	struct attest_job *j = NULL;
+	const char *nonce;
+	char why[200];
+	int r;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		problem(req, 503, "unavailable", "Out of memory", NULL, NULL, NULL, NULL, NULL);
+		return;
+	}
+	j->s = s;
+	j->base = base;
+	j->req = req;
+	(void)snprintf(j->client, sizeof(j->client), "%s", client_addr(req));
+	if ((j->body = read_json(s, req)) == NULL) {
+		INC(s->m_attest_bad);
+		goto fail;
+	}
+	nonce = json_string_value(json_object_get(j->body, "nonce"));
+	if (nonce == NULL) {
+		INC(s->m_attest_bad);
+		problem(req, 400, "malformed", "Malformed request", "\"nonce\" (string) is required",
+			"nonce", NULL, NULL, NULL);
+		goto fail;
+	}
+	j->nonce = nonce;
+	/* Consumed first, whatever happens next. */
+	r = nonce_store_consume(s->svc.nonces, nonce, time(NULL));
+	if (r == NONCE_MALFORMED) {
+		INC(s->m_attest_bad);
+		problem(req, 400, "malformed", "Malformed request",
+			"\"nonce\" must be 43 base64url characters (32 bytes)", "nonce", NULL, NULL,
+			NULL);
+		goto fail;
+	}
+	if (r != NONCE_OK) {
+		INC(s->m_attest_nonce);
+		(void)snprintf(why, sizeof(why), "nonce %s", nonce_status_name(r));
+		problem(req, 403, "attestation-rejected", "Attestation rejected", why, "nonce",
+			"a live nonce issued by this service", nonce_status_name(r), NULL);
+		audit(s, j->client, "attest", NULL, NULL, why);
+		goto fail;
+	}
+	j->jwk = json_object_get(j->body, "tee_pubkey");
+	if (token_check_tee_pubkey(j->jwk, why, sizeof(why)) != 0) {
+		INC(s->m_attest_bad);
+		problem(req, 400, "malformed", "Malformed request", why, "tee_pubkey", NULL, NULL, NULL);
+		goto fail;
+	}
+	if (get_evidence(s, req, j->body, &j->report, &j->rlen, &j->certs, &j->clen) != 0) {
+		INC(s->m_attest_bad);
+		goto fail;
+	}
+	if (binding_report_data(nonce, j->jwk, j->rd) != 0) {
+		problem(req, 400, "malformed", "Malformed request", "tee_pubkey cannot be canonicalised",
+			"tee_pubkey", NULL, NULL, NULL);
+		goto fail;
+	}
+	if (workq_submit(s->crypto, attest_work, j) != 0) {
+		problem(req, 503, "unavailable", "Shutting down", NULL, NULL, NULL, NULL, NULL);
+		goto fail;
+	}
+	return; /* answered by attest_finish() */
+fail:
+	attest_job_free(j);
 }
 
 static bool
@@ -533,10 +614,10 @@ h_appraise(attestd_server *s, struct evhttp_request *req)
 	if (a->unavailable) {
 		problem(req, 503, "collateral-unavailable", "Collateral unavailable",
 			a->unavailable_detail, "collateral", NULL, NULL, NULL);
-		audit(s, req, "appraise", a, NULL, "unavailable");
+		audit(s, client_addr(req), "appraise", a, NULL, "unavailable");
 		goto out;
 	}
-	audit(s, req, "appraise", a, NULL, NULL);
+	audit(s, client_addr(req), "appraise", a, NULL, NULL);
 	res = appraisal_to_json(a, true);
 	if (res != NULL && (claims = appraisal_report_claims(a)) != NULL)
 		(void)json_object_set_new(res, "claims", claims);
@@ -602,7 +683,8 @@ h_metrics(attestd_server *s, struct evhttp_request *req)
 static void
 dispatch(struct evhttp_request *req, void *arg)
 {
-	attestd_server *s = arg;
+	struct worker *w = arg;
+	attestd_server *s = w->srv;
 	const char *uri = evhttp_request_get_uri(req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	char path[64];
@@ -629,7 +711,7 @@ dispatch(struct evhttp_request *req, void *arg)
 		return;                                                                   \
 	}
 	ROUTE("/v1/challenge", EVHTTP_REQ_POST, h_challenge(s, req))
-	ROUTE("/v1/attest", EVHTTP_REQ_POST, h_attest(s, req))
+	ROUTE("/v1/attest", EVHTTP_REQ_POST, h_attest(s, w->base, req))
 	ROUTE("/v1/appraise", EVHTTP_REQ_POST, h_appraise(s, req))
 	ROUTE("/v1/jwks", EVHTTP_REQ_GET,
 	      send_json(req, 200, "OK", token_signer_jwks(s->svc.signer), "application/jwk-set+json"))
@@ -763,6 +845,13 @@ attestd_server_start(const attestd_services *svc, attestd_server **out, char *bo
 		goto fail;
 	if (make_listener(svc->cfg, &s->fd, bound, boundlen, err, errlen) != 0)
 		goto fail;
+	/* As many appraisal threads as event loops: a loop whose clients keep
+	 * their connections open may have all the work, and the pool spreads it
+	 * over every core whatever loop accepted the connections. */
+	if (workq_start(n, &s->crypto) != 0) {
+		(void)snprintf(err, errlen, "cannot start the appraisal threads");
+		goto fail;
+	}
 	for (i = 0; i < n; i++) {
 		struct worker *w = &s->workers[i];
 
@@ -787,7 +876,7 @@ attestd_server_start(const attestd_services *svc, attestd_server **out, char *bo
 		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 							    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 							    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-		evhttp_set_gencb(w->http, dispatch, s);
+		evhttp_set_gencb(w->http, dispatch, w);
 		if (s->ssl != NULL)
 			evhttp_set_bevcb(w->http, tls_bev, s);
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -816,6 +905,13 @@ attestd_server_stop(attestd_server *s)
 	for (i = 0; i < s->n_workers; i++)
 		if (s->workers[i].started)
 			(void)pthread_join(s->workers[i].thread, NULL);
+	/* The loops are stopped, so nothing new is queued; the pool finishes
+	 * what it has, and one more turn of each loop delivers those answers
+	 * (and frees their jobs) before the connections go. */
+	workq_stop(s->crypto);
+	for (i = 0; i < s->n_workers; i++)
+		if (s->workers[i].base)
+			(void)event_base_loop(s->workers[i].base, EVLOOP_NONBLOCK);
 	for (i = 0; i < s->n_workers; i++) {
 		if (s->workers[i].http)
 			evhttp_free(s->workers[i].http);

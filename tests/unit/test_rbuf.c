@@ -11,7 +11,9 @@
 #include "common/sdnotify.h"
 #include "common/statedir.h"
 #include "common/timefmt.h"
+#include "common/workq.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +259,63 @@ test_state_dir(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* workq: every job runs exactly once, on the pool's threads, and stop runs
+ * what was queued before it returns. */
+struct wq_count {
+	pthread_mutex_t mu;
+	int runs[200];
+	int total;
+	pthread_t seen[4];
+	int nseen;
+};
+
+static struct wq_count wq;
+
+static void
+wq_job(void *arg)
+{
+	int i = (int)(intptr_t)arg, k;
+
+	(void)pthread_mutex_lock(&wq.mu);
+	wq.runs[i]++;
+	wq.total++;
+	for (k = 0; k < wq.nseen && !pthread_equal(wq.seen[k], pthread_self()); k++)
+		;
+	if (k == wq.nseen && wq.nseen < 4)
+		wq.seen[wq.nseen++] = pthread_self();
+	(void)pthread_mutex_unlock(&wq.mu);
+	usleep(100); /* long enough for the other threads to take jobs */
+}
+
+static void
+test_workq(void **state)
+{
+	workq *q = NULL;
+	int i;
+
+	(void)state;
+	memset(&wq, 0, sizeof(wq));
+	(void)pthread_mutex_init(&wq.mu, NULL);
+	assert_int_equal(workq_start(0, &q), -1);
+	assert_null(q);
+	assert_int_equal(workq_start(257, &q), -1);
+	assert_int_equal(workq_start(3, &q), 0);
+	assert_non_null(q);
+	assert_int_equal(workq_submit(q, NULL, NULL), -1);
+	for (i = 0; i < 200; i++)
+		assert_int_equal(workq_submit(q, wq_job, (void *)(intptr_t)i), 0);
+	workq_stop(q); /* drains */
+	assert_int_equal(wq.total, 200);
+	for (i = 0; i < 200; i++)
+		assert_int_equal(wq.runs[i], 1);
+	assert_true(wq.nseen >= 2); /* more than one thread worked */
+	for (i = 0; i < wq.nseen; i++)
+		assert_false(pthread_equal(wq.seen[i], pthread_self()));
+	workq_stop(NULL);
+	assert_int_equal(workq_submit(NULL, wq_job, NULL), -1);
+	pthread_mutex_destroy(&wq.mu);
+}
+
 int
 main(void)
 {
@@ -270,6 +329,7 @@ main(void)
 		cmocka_unit_test(test_sd_notify),
 		cmocka_unit_test(test_confval),
 		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_workq),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
