@@ -1261,7 +1261,12 @@ p11_CloseSession(CK_SESSION_HANDLE hSession)
 	size_t i, left = 0;
 
 	pthread_mutex_lock(&g_lock);
-	if ((rv = get_session(hSession, &s)) == CKR_OK) {
+	if (check_init() == CKR_OK && hSession > 0 && hSession <= MAX_SESSIONS && g_sess[hSession - 1] != NULL &&
+	    g_sess[hSession - 1]->lost) {
+		/* Closed already when vhsmd went away (slot_lost); now its memory goes. */
+		session_free(g_sess[hSession - 1]);
+		rv = CKR_SESSION_HANDLE_INVALID;
+	} else if ((rv = get_session(hSession, &s)) == CKR_OK) {
 		slot = s->slot;
 		session_free(s);
 		for (i = 0; i < MAX_SESSIONS; i++)
