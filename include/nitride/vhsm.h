@@ -67,9 +67,11 @@ typedef enum vhsm_key_type {
 	VHSM_KEY_RSA2048 = 7,
 	VHSM_KEY_RSA3072 = 8,
 	VHSM_KEY_RSA4096 = 9,
-	VHSM_KEY_OPAQUE = 10
+	VHSM_KEY_OPAQUE = 10,
+	VHSM_KEY_CERT = 11 /* public data: an X.509 certificate (DER), stored beside keys; no usages */
 } vhsm_key_type;
-#define VHSM_KEY_TYPE_MAX 10
+#define VHSM_KEY_TYPE_MAX 11
+#define VHSM_CERT_MAX 32768u /* largest certificate object */
 
 /* Usages (bits). */
 #define VHSM_USAGE_SIGN 0x01u
@@ -121,6 +123,19 @@ typedef enum vhsm_hash {
 	 *   Ed25519: refused (VHSM_E_UNSUPPORTED). */
 	VHSM_HASH_PREHASHED = 0x100
 } vhsm_hash;
+
+/* Key derivation after ECDH (derive).  Whatever the choice, the result becomes
+ * a new key object in vhsmd; the shared secret is never returned. */
+typedef enum vhsm_kdf {
+	VHSM_KDF_HKDF = 0,        /* default: HKDF-SHA-256, info "nitride-vhsm-ecdh" || new name */
+	VHSM_KDF_NONE = 1,        /* the shared x-coordinate itself, its leading bytes if longer
+				     than the new key (PKCS#11 CKD_NULL) */
+	VHSM_KDF_X963_SHA256 = 2, /* ANSI X9.63 KDF over the shared secret and the shared info */
+	VHSM_KDF_X963_SHA384 = 3,
+	VHSM_KDF_X963_SHA512 = 4
+} vhsm_kdf;
+#define VHSM_KDF_MAX 4
+#define VHSM_KDF_INFO_MAX 1024u /* X9.63 shared info */
 
 /* What a key is, apart from its material. */
 typedef struct vhsm_key_info {
@@ -206,6 +221,18 @@ VHSM_API VHSM_MUST_CHECK int vhsm_hmac(vhsm_client *c, const char *name, const u
 VHSM_API VHSM_MUST_CHECK int vhsm_derive(vhsm_client *c, const char *name,
 					 const uint8_t *peer_spki, size_t peer_len,
 					 const char *new_name, const vhsm_key_spec *spec);
+/* As vhsm_derive with a KDF choice; `shared`/`shared_len` is the X9.63 shared
+ * info (must be empty for the other KDFs). */
+VHSM_API VHSM_MUST_CHECK int vhsm_derive_kdf(vhsm_client *c, const char *name,
+					     const uint8_t *peer_spki, size_t peer_len,
+					     vhsm_kdf kdf, const uint8_t *shared, size_t shared_len,
+					     const char *new_name, const vhsm_key_spec *spec);
+/* The public data of a VHSM_KEY_CERT object (the DER certificate; malloc'ed,
+ * free with vhsm_buf_free) and its attributes (info may be NULL).  Needs the
+ * policy right get_public on the name. */
+VHSM_API VHSM_MUST_CHECK int vhsm_read_public_data(vhsm_client *c, const char *name,
+						   vhsm_key_info *info, uint8_t **data,
+						   size_t *len);
 VHSM_API VHSM_MUST_CHECK int vhsm_random(vhsm_client *c, size_t n, uint8_t **out);
 /* New version of the key; *version gets it (may be NULL). */
 VHSM_API VHSM_MUST_CHECK int vhsm_rotate(vhsm_client *c, const char *name, uint32_t *version);

@@ -18,8 +18,10 @@
 
 #define P11_MAX_SLOTS 8
 #define P11_DATA_MAX (1024u * 1024u - 4096u) /* multi-part input cap (protocol body cap) */
+#define P11_MAX_DEAD 32 /* connections lost to vhsmd restarts, kept until C_Finalize */
 
-/* One PKCS#11 object: a view of a vHSM key (private, public or secret part). */
+/* One PKCS#11 object: a view of a vHSM key (private, public or secret part) or
+ * of a vHSM certificate object (CKO_CERTIFICATE). */
 struct p11_obj {
 	CK_OBJECT_HANDLE h;
 	CK_OBJECT_CLASS cls;
@@ -29,11 +31,18 @@ struct p11_obj {
 	EVP_PKEY *pub;             /* asymmetric keys with get_public right; else NULL */
 	CK_SESSION_HANDLE owner;   /* session object: its session; token object: 0 */
 	int seen;                  /* mark for list refresh */
+	uint8_t *value;            /* CKO_CERTIFICATE: the DER certificate (public); else NULL */
+	size_t value_len;
 };
 
 struct p11_slot {
 	char socket[256];
 	vhsm_client *c;            /* NULL while vhsmd is unreachable */
+	/* Connections that failed (vhsmd restarted).  Another thread may still be
+	 * inside a request on one, so they are closed only at C_Finalize; when
+	 * this is full the slot stops reconnecting (docs/pkcs11.md). */
+	vhsm_client *dead[P11_MAX_DEAD];
+	size_t ndead;
 	struct p11_obj *objs;
 	size_t nobjs, cap;
 };

@@ -39,6 +39,7 @@ struct p11_session {
 	size_t nfound, pos;
 	int finding;
 	struct p11_op sign, verify, enc, dec;
+	int lost; /* its session objects died with vhsmd: the handle is invalid (kept until closed) */
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -101,6 +102,9 @@ obj_free(struct p11_obj *o)
 {
 	EVP_PKEY_free(o->pub);
 	o->pub = NULL;
+	free(o->value);
+	o->value = NULL;
+	o->value_len = 0;
 }
 
 /* Socket paths: $NITRIDE_VHSM_SOCKET (colon-separated), else `socket = PATH`
@@ -194,8 +198,11 @@ reset_state(int do_close)
 			obj_free(&sl->objs[j]);
 		}
 		free(sl->objs);
-		if (do_close)
+		if (do_close) {
 			vhsm_close(sl->c);
+			for (j = 0; j < sl->ndead; j++)
+				vhsm_close(sl->dead[j]);
+		}
 		memset(sl, 0, sizeof(*sl));
 	}
 	memset(g_logged_in, 0, sizeof(g_logged_in));
@@ -209,7 +216,7 @@ get_session(CK_SESSION_HANDLE h, struct p11_session **out)
 {
 	if (!g_init || g_pid != getpid())
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
-	if (h == 0 || h > MAX_SESSIONS || g_sess[h - 1] == NULL)
+	if (h == 0 || h > MAX_SESSIONS || g_sess[h - 1] == NULL || g_sess[h - 1]->lost)
 		return CKR_SESSION_HANDLE_INVALID;
 	*out = g_sess[h - 1];
 	return CKR_OK;
@@ -228,6 +235,98 @@ slot_connect(struct p11_slot *sl)
 	if (sl->c == NULL && vhsm_connect(sl->socket, &sl->c) != VHSM_OK)
 		sl->c = NULL;
 	return sl->c != NULL ? 0 : -1;
+}
+
+/*
+ * Caller holds g_lock.  Connection c of slot sl failed: vhsmd went away (it
+ * restarted, say).  Its volatile keys went with it, so a session that owns
+ * session objects is closed as PKCS#11 closes sessions on token removal: its
+ * handle answers CKR_SESSION_HANDLE_INVALID from now on (its memory stays
+ * until C_CloseSession or C_Finalize: another thread may be inside a call on
+ * it).  Other sessions and token objects go on; the next call reconnects.
+ * c is not closed here (another thread may be in a request on it): it waits
+ * in sl->dead until C_Finalize.  When that is full, the slot keeps the failed
+ * connection and stays failed until C_Finalize.
+ */
+static void
+slot_lost(struct p11_slot *sl, vhsm_client *c)
+{
+	size_t i, j, w;
+
+	if (c == NULL || sl->c != c || sl->ndead == P11_MAX_DEAD)
+		return;
+	sl->dead[sl->ndead++] = c;
+	sl->c = NULL;
+	for (i = 0; i < MAX_SESSIONS; i++) {
+		struct p11_session *s = g_sess[i];
+		if (s == NULL || &g_slots[s->slot] != sl)
+			continue;
+		for (j = 0; j < sl->nobjs; j++)
+			if (sl->objs[j].owner == s->h)
+				s->lost = 1;
+	}
+	for (i = 0, w = 0; i < sl->nobjs; i++) {
+		if (sl->objs[i].owner != 0 && g_sess[sl->objs[i].owner - 1]->lost)
+			obj_free(&sl->objs[i]);
+		else
+			sl->objs[w++] = sl->objs[i];
+	}
+	sl->nobjs = w;
+}
+
+/* The session's connection, connecting if needed.  CKR_OK with *c, or the
+ * session's error, or CKR_TOKEN_NOT_PRESENT while vhsmd cannot be reached. */
+static CK_RV
+session_client(CK_SESSION_HANDLE h, struct p11_session **sp, vhsm_client **c)
+{
+	struct p11_session *s;
+	CK_RV rv;
+
+	pthread_mutex_lock(&g_lock);
+	if ((rv = get_session(h, &s)) == CKR_OK) {
+		if (slot_connect(&g_slots[s->slot]) != 0)
+			rv = CKR_TOKEN_NOT_PRESENT;
+		else
+			*c = g_slots[s->slot].c;
+		if (sp != NULL)
+			*sp = s;
+	}
+	pthread_mutex_unlock(&g_lock);
+	return rv;
+}
+
+/*
+ * A request of session h on connection `old` failed with VHSM_E_IO.  Records
+ * the loss (slot_lost) and, when `c` is given, reconnects: CKR_OK with the new
+ * connection in *c if the session survived and vhsmd answers again (the caller
+ * may then repeat a request that changes nothing in vhsmd), else
+ * CKR_DEVICE_REMOVED (the token went away during the call).
+ */
+static CK_RV
+client_lost(CK_SESSION_HANDLE h, vhsm_client *old, vhsm_client **c)
+{
+	struct p11_session *s;
+	struct p11_slot *sl;
+	CK_RV rv = CKR_DEVICE_REMOVED;
+
+	pthread_mutex_lock(&g_lock);
+	if (!g_init || g_pid != getpid() || h == 0 || h > MAX_SESSIONS || (s = g_sess[h - 1]) == NULL)
+		goto out;
+	sl = &g_slots[s->slot];
+	slot_lost(sl, old);
+	if (c != NULL && !s->lost && slot_connect(sl) == 0 && sl->c != old) {
+		*c = sl->c;
+		rv = CKR_OK;
+	}
+out:
+	pthread_mutex_unlock(&g_lock);
+	return rv;
+}
+
+static int
+vk_is_asym(vhsm_key_type t)
+{
+	return t >= VHSM_KEY_EC_P256 && t <= VHSM_KEY_RSA4096;
 }
 
 static CK_KEY_TYPE
@@ -269,6 +368,64 @@ obj_by_handle(CK_OBJECT_HANDLE h, struct p11_slot **slp)
 	return NULL;
 }
 
+/* Caller holds g_lock.  Room for `need` more objects in the slot's table. */
+static CK_RV
+objs_reserve(struct p11_slot *sl, size_t need)
+{
+	if (sl->nobjs + need > sl->cap) {
+		size_t nc = sl->cap ? sl->cap * 2 : 32;
+		struct p11_obj *n = realloc(sl->objs, nc * sizeof(*n));
+		if (n == NULL)
+			return CKR_HOST_MEMORY;
+		sl->objs = n;
+		sl->cap = nc;
+	}
+	return CKR_OK;
+}
+
+/* Caller holds g_lock.  Adds the CKO_CERTIFICATE object of a vHSM cert
+ * object whose DER certificate is der (copied); idempotent. */
+static CK_RV
+add_cert_object(struct p11_slot *sl, const vhsm_key_info *ki, CK_SESSION_HANDLE owner,
+		const uint8_t *der, size_t der_len)
+{
+	struct p11_obj *o = find_obj(sl, ki->name, CKO_CERTIFICATE);
+	uint8_t *copy = NULL;
+	CK_RV rv;
+
+	if (o != NULL) {
+		o->seen = 1;
+		if (o->value_len == der_len && memcmp(o->value, der, der_len) == 0)
+			return CKR_OK;
+	}
+	if (der_len == 0 || (copy = malloc(der_len)) == NULL)
+		return der_len == 0 ? CKR_DEVICE_ERROR : CKR_HOST_MEMORY;
+	memcpy(copy, der, der_len);
+	if (o != NULL) { /* a new version of the certificate (vhsm rotate with data) */
+		free(o->value);
+		o->value = copy;
+		o->value_len = der_len;
+		o->info = *ki;
+		return CKR_OK;
+	}
+	if ((rv = objs_reserve(sl, 1)) != CKR_OK) {
+		free(copy);
+		return rv;
+	}
+	o = &sl->objs[sl->nobjs++];
+	memset(o, 0, sizeof(*o));
+	o->h = ++g_next_handle;
+	o->cls = CKO_CERTIFICATE;
+	o->kt = (CK_KEY_TYPE)-1;
+	snprintf(o->name, sizeof(o->name), "%s", ki->name);
+	o->info = *ki;
+	o->owner = owner;
+	o->seen = 1;
+	o->value = copy;
+	o->value_len = der_len;
+	return CKR_OK;
+}
+
 /* Caller holds g_lock.  Adds the objects of one vHSM key (idempotent). */
 static CK_RV
 add_key_objects(struct p11_slot *sl, const vhsm_key_info *ki, CK_SESSION_HANDLE owner)
@@ -281,6 +438,21 @@ add_key_objects(struct p11_slot *sl, const vhsm_key_info *ki, CK_SESSION_HANDLE 
 	size_t spki_len = 0, need = asym ? 2 : 1, k;
 	CK_RV rv = CKR_OK;
 
+	if (ki->type == VHSM_KEY_CERT) {
+		uint8_t *der = NULL;
+		size_t dl = 0;
+		o = find_obj(sl, ki->name, CKO_CERTIFICATE);
+		if (o != NULL && o->info.version == ki->version) {
+			o->seen = 1;
+			return CKR_OK;
+		}
+		/* A certificate is read with get_public; without it there is no object. */
+		if (vhsm_read_public_data(sl->c, ki->name, NULL, &der, &dl) != VHSM_OK)
+			return CKR_OK;
+		rv = add_cert_object(sl, ki, owner, der, dl);
+		vhsm_buf_free(der, dl);
+		return rv;
+	}
 	if (kt == (CK_KEY_TYPE)-1)
 		return CKR_OK; /* ed25519 and opaque secrets are not offered */
 	o = find_obj(sl, ki->name, asym ? CKO_PRIVATE_KEY : CKO_SECRET_KEY);
@@ -295,16 +467,8 @@ add_key_objects(struct p11_slot *sl, const vhsm_key_info *ki, CK_SESSION_HANDLE 
 		const uint8_t *p = spki;
 		pub = d2i_PUBKEY(NULL, &p, (long)spki_len);
 	}
-	if (sl->nobjs + need > sl->cap) {
-		size_t nc = sl->cap ? sl->cap * 2 : 32;
-		struct p11_obj *n = realloc(sl->objs, nc * sizeof(*n));
-		if (n == NULL) {
-			rv = CKR_HOST_MEMORY;
-			goto out;
-		}
-		sl->objs = n;
-		sl->cap = nc;
-	}
+	if ((rv = objs_reserve(sl, need)) != CKR_OK)
+		goto out;
 	for (k = 0; k < need; k++) {
 		o = &sl->objs[sl->nobjs++];
 		memset(o, 0, sizeof(*o));
@@ -337,7 +501,14 @@ refresh_slot(struct p11_slot *sl)
 
 	if (slot_connect(sl) != 0)
 		return CKR_DEVICE_REMOVED;
-	if ((r = vhsm_list(sl->c, &infos, &n)) != VHSM_OK) {
+	if ((r = vhsm_list(sl->c, &infos, &n)) == VHSM_E_IO) {
+		/* vhsmd restarted: a listing changes nothing, so list again on a new connection. */
+		slot_lost(sl, sl->c);
+		if (slot_connect(sl) != 0)
+			return CKR_DEVICE_REMOVED;
+		r = vhsm_list(sl->c, &infos, &n);
+	}
+	if (r != VHSM_OK) {
 		rv = r == VHSM_E_DENIED ? CKR_OK : rv_of(r);
 		goto out;
 	}
@@ -388,6 +559,25 @@ name_label_len(const char *name, uint8_t id[64], size_t *id_len)
 	return l;
 }
 
+/* Certificates live in vhsmd beside their keys under the key's name plus this
+ * suffix ('+' never occurs in names the module makes from labels), so a key
+ * pair and its certificate share CKA_LABEL and CKA_ID. */
+#define CERT_SUFFIX "+cert"
+
+/* name_label_len for an object: a certificate's name without CERT_SUFFIX. */
+static size_t
+obj_label_id(const struct p11_obj *o, uint8_t id[64], size_t *id_len)
+{
+	char base[129];
+	size_t l = strlen(o->name), sl = sizeof(CERT_SUFFIX) - 1;
+
+	if (o->cls != CKO_CERTIFICATE || l <= sl || strcmp(o->name + l - sl, CERT_SUFFIX) != 0)
+		return name_label_len(o->name, id, id_len);
+	memcpy(base, o->name, l - sl);
+	base[l - sl] = '\0';
+	return name_label_len(base, id, id_len);
+}
+
 static const uint8_t oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
 static const uint8_t oid_p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
 
@@ -395,6 +585,84 @@ static uint32_t
 usage_for(const struct p11_obj *o, uint32_t bit)
 {
 	return (o->info.usages & bit) != 0;
+}
+
+/* A DER encoding made by an i2d function into *heap (caller frees). */
+#define DER_INTO_HEAP(call) do { \
+	unsigned char *d_ = NULL; int l_ = (call); \
+	if (l_ <= 0) { rv = CKR_GENERAL_ERROR; goto out; } \
+	*heap = d_; *ptr = d_; *len = (size_t)l_; goto out; } while (0)
+
+/* attr_value for a certificate object (PKCS#11 v2.40 §4.6, X.509 certificates):
+ * the DER value and what OpenSSL reads from it. */
+static CK_RV
+cert_attr_value(const struct p11_obj *o, CK_ATTRIBUTE_TYPE type, uint8_t *tmp, size_t tmpsz,
+		const void **ptr, size_t *len, uint8_t **heap)
+{
+	const unsigned char *p = o->value;
+	X509 *x = NULL;
+	CK_BBOOL b;
+	CK_ULONG ul;
+	uint8_t id[64];
+	size_t idl = 0;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+	CK_RV rv = CKR_OK;
+
+#define CBOOL(v) do { b = (v) ? CK_TRUE : CK_FALSE; memcpy(tmp, &b, sizeof(b)); *len = sizeof(b); goto out; } while (0)
+#define CULONG(v) do { ul = (v); memcpy(tmp, &ul, sizeof(ul)); *len = sizeof(ul); goto out; } while (0)
+	switch (type) {
+	case CKA_CLASS: CULONG(CKO_CERTIFICATE);
+	case CKA_CERTIFICATE_TYPE: CULONG(CKC_X_509);
+	case CKA_CERTIFICATE_CATEGORY: CULONG(0); /* unspecified */
+	case CKA_JAVA_MIDP_SECURITY_DOMAIN: CULONG(0);
+	case CKA_TOKEN: CBOOL(o->owner == 0);
+	case CKA_PRIVATE: case CKA_MODIFIABLE: case CKA_COPYABLE: case CKA_TRUSTED: CBOOL(0);
+	case CKA_DESTROYABLE: CBOOL(1);
+	case CKA_LABEL:
+		*len = obj_label_id(o, id, &idl);
+		*ptr = o->name;
+		goto out;
+	case CKA_ID:
+		(void)obj_label_id(o, id, &idl);
+		if (idl > tmpsz)
+			return CKR_GENERAL_ERROR;
+		memcpy(tmp, id, idl);
+		*len = idl;
+		goto out;
+	case CKA_VALUE:
+		*ptr = o->value;
+		*len = o->value_len;
+		goto out;
+	case CKA_CHECK_VALUE: /* the first 3 bytes of SHA-1(CKA_VALUE), as the standard defines it */
+		if (EVP_Digest(o->value, o->value_len, md, &ml, EVP_sha1(), NULL) != 1 || tmpsz < 3)
+			return CKR_GENERAL_ERROR;
+		memcpy(tmp, md, 3);
+		*len = 3;
+		goto out;
+	case CKA_START_DATE: case CKA_END_DATE: case CKA_URL:
+	case CKA_HASH_OF_SUBJECT_PUBLIC_KEY: case CKA_HASH_OF_ISSUER_PUBLIC_KEY:
+		*len = 0;
+		goto out;
+	case CKA_SUBJECT: case CKA_ISSUER: case CKA_SERIAL_NUMBER: case CKA_PUBLIC_KEY_INFO:
+		break;
+	default:
+		return CKR_ATTRIBUTE_TYPE_INVALID;
+	}
+	if ((x = d2i_X509(NULL, &p, (long)o->value_len)) == NULL)
+		return CKR_GENERAL_ERROR;
+	if (type == CKA_SUBJECT)
+		DER_INTO_HEAP(i2d_X509_NAME(X509_get_subject_name(x), &d_));
+	if (type == CKA_ISSUER)
+		DER_INTO_HEAP(i2d_X509_NAME(X509_get_issuer_name(x), &d_));
+	if (type == CKA_SERIAL_NUMBER) /* the DER INTEGER, as PKCS#11 and its clients use it */
+		DER_INTO_HEAP(i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &d_));
+	DER_INTO_HEAP(i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &d_));
+#undef CBOOL
+#undef CULONG
+out:
+	X509_free(x);
+	return rv;
 }
 
 /* Writes attribute `type` of o into a temporary; *len its length.
@@ -414,6 +682,8 @@ attr_value(const struct p11_obj *o, CK_ATTRIBUTE_TYPE type, uint8_t *tmp, size_t
 
 	*heap = NULL;
 	*ptr = tmp;
+	if (o->cls == CKO_CERTIFICATE)
+		return cert_attr_value(o, type, tmp, tmpsz, ptr, len, heap);
 #define BOOL(v) do { b = (v) ? t : f; memcpy(tmp, &b, sizeof(b)); *len = sizeof(b); return CKR_OK; } while (0)
 #define ULONG(v) do { ul = (v); memcpy(tmp, &ul, sizeof(ul)); *len = sizeof(ul); return CKR_OK; } while (0)
 	switch (type) {
@@ -425,11 +695,11 @@ attr_value(const struct p11_obj *o, CK_ATTRIBUTE_TYPE type, uint8_t *tmp, size_t
 	case CKA_COPYABLE: BOOL(0);
 	case CKA_DESTROYABLE: BOOL(1);
 	case CKA_LABEL:
-		*len = name_label_len(o->name, id, &idl);
+		*len = obj_label_id(o, id, &idl);
 		*ptr = o->name;
 		return CKR_OK;
 	case CKA_ID:
-		(void)name_label_len(o->name, id, &idl);
+		(void)obj_label_id(o, id, &idl);
 		if (idl > tmpsz)
 			return CKR_GENERAL_ERROR;
 		memcpy(tmp, id, idl);
@@ -474,7 +744,7 @@ attr_value(const struct p11_obj *o, CK_ATTRIBUTE_TYPE type, uint8_t *tmp, size_t
 		case CKA_VALUE_LEN:
 			ULONG(o->info.type == VHSM_KEY_HMAC_SHA384 ? 48 : 32);
 		case CKA_ENCRYPT: BOOL(usage_for(o, VHSM_USAGE_ENCRYPT));
-		case CKA_VERIFY: BOOL(usage_for(o, VHSM_USAGE_VERIFY) || usage_for(o, VHSM_USAGE_MAC));
+		case CKA_VERIFY: BOOL(usage_for(o, VHSM_USAGE_VERIFY));
 		case CKA_WRAP: BOOL(usage_for(o, VHSM_USAGE_WRAP));
 		case CKA_TRUSTED: BOOL(0);
 		default:
@@ -635,6 +905,10 @@ static const struct mech mechs[] = {
 	{ CKM_AES_KEY_GEN, 32, 32, CKF_GENERATE },
 	{ CKM_AES_GCM, 32, 32, CKF_ENCRYPT | CKF_DECRYPT },
 	{ CKM_SHA256_HMAC, 32, 32, CKF_SIGN | CKF_VERIFY },
+	/* RFC 5649.  No decrypt: vhsmd's unwrap makes a key and never returns the
+	 * plaintext.  Encrypt wraps caller bytes; C_WrapKey of a vHSM key is refused. */
+	{ CKM_AES_KEY_WRAP_PAD, 32, 32, CKF_ENCRYPT | CKF_WRAP | CKF_UNWRAP },
+	{ CKM_ECDH1_DERIVE, 256, 384, CKF_DERIVE | ECF },
 };
 #define NMECHS (sizeof(mechs) / sizeof(mechs[0]))
 
@@ -987,7 +1261,12 @@ p11_CloseSession(CK_SESSION_HANDLE hSession)
 	size_t i, left = 0;
 
 	pthread_mutex_lock(&g_lock);
-	if ((rv = get_session(hSession, &s)) == CKR_OK) {
+	if (check_init() == CKR_OK && hSession > 0 && hSession <= MAX_SESSIONS && g_sess[hSession - 1] != NULL &&
+	    g_sess[hSession - 1]->lost) {
+		/* Closed already when vhsmd went away (slot_lost); now its memory goes. */
+		session_free(g_sess[hSession - 1]);
+		rv = CKR_SESSION_HANDLE_INVALID;
+	} else if ((rv = get_session(hSession, &s)) == CKR_OK) {
 		slot = s->slot;
 		session_free(s);
 		for (i = 0; i < MAX_SESSIONS; i++)
@@ -1136,6 +1415,10 @@ p11_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_U
 	sl = &g_slots[s->slot];
 	if ((rv = refresh_slot(sl)) != CKR_OK)
 		goto out;
+	if (s->lost) { /* its session objects went with a vhsmd restart, found just now */
+		rv = CKR_DEVICE_REMOVED;
+		goto out;
+	}
 	free(s->found);
 	s->found = NULL;
 	s->nfound = s->pos = 0;
@@ -1230,7 +1513,16 @@ p11_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 		goto out;
 	}
 	snprintf(name, sizeof(name), "%s", o->name);
-	if ((r = vhsm_delete(sl->c, name)) != VHSM_OK && r != VHSM_E_NOT_FOUND) {
+	if (slot_connect(sl) != 0) {
+		rv = CKR_TOKEN_NOT_PRESENT;
+		goto out;
+	}
+	if ((r = vhsm_delete(sl->c, name)) == VHSM_E_IO) {
+		slot_lost(sl, sl->c);
+		rv = CKR_DEVICE_REMOVED;
+		goto out;
+	}
+	if (r != VHSM_OK && r != VHSM_E_NOT_FOUND) {
 		rv = r == VHSM_E_DENIED ? CKR_ACTION_PROHIBITED : rv_of(r);
 		goto out;
 	}
@@ -1256,8 +1548,13 @@ struct gen_req {
 	size_t id_len;
 	CK_ULONG value_len, bits;
 	int curve; /* 0 none, 256, 384 */
-	uint32_t usages;
+	uint32_t usages;     /* usage attributes given CK_TRUE */
+	uint32_t usages_off; /* usage attributes given CK_FALSE: the vHSM key lacks them */
+	CK_OBJECT_CLASS cls;
+	CK_KEY_TYPE kt;
+	int have_cls, have_kt, have_value_len;
 	int bad_value, bad_type;
+	const char *suffix;  /* appended to the vHSM name (CERT_SUFFIX), or NULL */
 };
 
 static CK_BBOOL
@@ -1268,6 +1565,33 @@ tbool(const CK_ATTRIBUTE *a, int *bad)
 		return CK_FALSE;
 	}
 	return *(const CK_BBOOL *)a->pValue;
+}
+
+static void
+usage_attr(const CK_ATTRIBUTE *a, struct gen_req *g, uint32_t bits)
+{
+	if (tbool(a, &g->bad_value))
+		g->usages |= bits;
+	else
+		g->usages_off |= bits;
+}
+
+/* The usages a vHSM key type can have (vhsmd refuses others). */
+static uint32_t
+type_usages(vhsm_key_type t)
+{
+	switch (t) {
+	case VHSM_KEY_AES256:
+		return VHSM_USAGE_ENCRYPT | VHSM_USAGE_DECRYPT | VHSM_USAGE_WRAP | VHSM_USAGE_UNWRAP;
+	case VHSM_KEY_HMAC_SHA256: case VHSM_KEY_HMAC_SHA384:
+		return VHSM_USAGE_MAC | VHSM_USAGE_VERIFY;
+	case VHSM_KEY_EC_P256: case VHSM_KEY_EC_P384:
+		return VHSM_USAGE_SIGN | VHSM_USAGE_VERIFY | VHSM_USAGE_DERIVE;
+	case VHSM_KEY_RSA2048: case VHSM_KEY_RSA3072: case VHSM_KEY_RSA4096:
+		return VHSM_USAGE_SIGN | VHSM_USAGE_VERIFY | VHSM_USAGE_ENCRYPT | VHSM_USAGE_DECRYPT;
+	default:
+		return 0;
+	}
 }
 
 static void
@@ -1306,6 +1630,7 @@ parse_template(CK_ATTRIBUTE_PTR t, CK_ULONG n, struct gen_req *g)
 				g->bad_value = 1;
 			else
 				g->value_len = *(const CK_ULONG *)a->pValue;
+			g->have_value_len = 1;
 			break;
 		case CKA_MODULUS_BITS:
 			if (a->pValue == NULL || a->ulValueLen != sizeof(CK_ULONG))
@@ -1339,14 +1664,30 @@ parse_template(CK_ATTRIBUTE_PTR t, CK_ULONG n, struct gen_req *g)
 			if (tbool(a, &g->bad_value))
 				g->bad_value = 1; /* never extractable */
 			break;
-		case CKA_SIGN: if (tbool(a, &g->bad_value)) g->usages |= VHSM_USAGE_SIGN | VHSM_USAGE_MAC; break;
-		case CKA_VERIFY: if (tbool(a, &g->bad_value)) g->usages |= VHSM_USAGE_VERIFY | VHSM_USAGE_MAC; break;
-		case CKA_ENCRYPT: if (tbool(a, &g->bad_value)) g->usages |= VHSM_USAGE_ENCRYPT; break;
-		case CKA_DECRYPT: if (tbool(a, &g->bad_value)) g->usages |= VHSM_USAGE_DECRYPT; break;
-		case CKA_WRAP: if (tbool(a, &g->bad_value)) g->usages |= VHSM_USAGE_WRAP; break;
-		case CKA_UNWRAP: if (tbool(a, &g->bad_value)) g->usages |= VHSM_USAGE_UNWRAP; break;
-		case CKA_DERIVE: if (tbool(a, &g->bad_value)) g->usages |= VHSM_USAGE_DERIVE; break;
-		case CKA_CLASS: case CKA_KEY_TYPE: case CKA_PRIVATE: case CKA_MODIFIABLE:
+		/* Usage attributes: CK_FALSE removes the vHSM usage (CKA_SIGN covers
+		 * MACs for HMAC keys); CK_TRUE keeps what the key type allows. */
+		case CKA_SIGN: usage_attr(a, g, VHSM_USAGE_SIGN | VHSM_USAGE_MAC); break;
+		case CKA_VERIFY: usage_attr(a, g, VHSM_USAGE_VERIFY); break;
+		case CKA_ENCRYPT: usage_attr(a, g, VHSM_USAGE_ENCRYPT); break;
+		case CKA_DECRYPT: usage_attr(a, g, VHSM_USAGE_DECRYPT); break;
+		case CKA_WRAP: usage_attr(a, g, VHSM_USAGE_WRAP); break;
+		case CKA_UNWRAP: usage_attr(a, g, VHSM_USAGE_UNWRAP); break;
+		case CKA_DERIVE: usage_attr(a, g, VHSM_USAGE_DERIVE); break;
+		case CKA_CLASS:
+			if (a->pValue == NULL || a->ulValueLen != sizeof(CK_ULONG))
+				g->bad_value = 1;
+			else
+				g->cls = *(const CK_OBJECT_CLASS *)a->pValue;
+			g->have_cls = 1;
+			break;
+		case CKA_KEY_TYPE:
+			if (a->pValue == NULL || a->ulValueLen != sizeof(CK_ULONG))
+				g->bad_value = 1;
+			else
+				g->kt = *(const CK_KEY_TYPE *)a->pValue;
+			g->have_kt = 1;
+			break;
+		case CKA_PRIVATE: case CKA_MODIFIABLE:
 		case CKA_SUBJECT: case CKA_START_DATE: case CKA_END_DATE: case CKA_COPYABLE:
 		case CKA_DESTROYABLE: case CKA_SIGN_RECOVER: case CKA_VERIFY_RECOVER:
 			break; /* accepted; the vHSM's model decides (docs/pkcs11.md) */
@@ -1384,24 +1725,43 @@ make_name(const struct gen_req *g, int attempt, char out[129])
 			snprintf(idhex + 3 + 2 * i, 3, "%02x", g->id[i]);
 	}
 	if (attempt == 0) {
-		n = snprintf(out, 129, "%s%s", base, idhex);
+		n = snprintf(out, 129, "%s%s%s", base, idhex, g->suffix ? g->suffix : "");
 	} else {
 		uint8_t rnd[4] = { 0 };
 		(void)RAND_bytes(rnd, sizeof(rnd));
-		n = snprintf(out, 129, "%s.%lu%02x%02x%02x%02x%s", base, ++g_name_ctr, rnd[0], rnd[1],
-			     rnd[2], rnd[3], idhex);
+		n = snprintf(out, 129, "%s.%lu%02x%02x%02x%02x%s%s", base, ++g_name_ctr, rnd[0], rnd[1],
+			     rnd[2], rnd[3], idhex, g->suffix ? g->suffix : "");
 	}
 	return n > 0 && n < 129 ? 0 : -1;
 }
 
-/* Generates `type` under a fresh name; adds its objects; returns the handles. */
+/* How a new vHSM key is made: generate, unwrap or derive.  Returns a VHSM status. */
+struct maker {
+	int (*make)(vhsm_client *c, const char *name, const vhsm_key_spec *spec, const struct maker *mk);
+	const char *key;       /* unwrap, derive: the vHSM key used */
+	const uint8_t *data;   /* unwrap: the wrapped key; derive: the peer's SPKI */
+	size_t len;
+	vhsm_kdf kdf;          /* derive */
+	const uint8_t *shared; /* derive: X9.63 shared info */
+	size_t shared_len;
+};
+
+static int
+make_generate(vhsm_client *c, const char *name, const vhsm_key_spec *spec, const struct maker *mk)
+{
+	(void)mk;
+	return vhsm_generate(c, name, spec);
+}
+
+/* Creates a `type` vHSM key with mk under a fresh name, the usages the
+ * templates leave on; adds its objects; returns the handles. */
 static CK_RV
-generate(CK_SESSION_HANDLE hSession, const struct gen_req *g, vhsm_key_type type,
-	 CK_OBJECT_HANDLE_PTR ph_priv, CK_OBJECT_HANDLE_PTR ph_pub)
+create_key(CK_SESSION_HANDLE hSession, const struct gen_req *g, vhsm_key_type type, const struct maker *mk,
+	   CK_OBJECT_HANDLE_PTR ph_priv, CK_OBJECT_HANDLE_PTR ph_pub)
 {
 	struct p11_session *s;
 	struct p11_slot *sl;
-	vhsm_client *c;
+	vhsm_client *c = NULL;
 	vhsm_key_spec spec = { type, 0, 0, 0 };
 	vhsm_key_info ki;
 	char name[129];
@@ -1409,23 +1769,24 @@ generate(CK_SESSION_HANDLE hSession, const struct gen_req *g, vhsm_key_type type
 	CK_RV rv;
 	struct p11_obj *o;
 
-	pthread_mutex_lock(&g_lock);
-	if ((rv = get_session(hSession, &s)) != CKR_OK)
-		goto unlock;
-	if (g->token && !(s->flags & CKF_RW_SESSION)) {
-		rv = CKR_SESSION_READ_ONLY;
-		goto unlock;
+	if ((rv = session_client(hSession, &s, &c)) != CKR_OK)
+		return rv;
+	if (g->token && !(s->flags & CKF_RW_SESSION))
+		return CKR_SESSION_READ_ONLY;
+	/* Usage attributes set to CK_FALSE take the usage away (docs/pkcs11.md). */
+	if (g->usages_off != 0) {
+		spec.usages = type_usages(type) & ~g->usages_off;
+		if (spec.usages == 0)
+			return CKR_TEMPLATE_INCONSISTENT; /* a key that could do nothing */
 	}
-	sl = &g_slots[s->slot];
-	c = sl->c;
-	pthread_mutex_unlock(&g_lock);
-
 	spec.flags = g->token ? VHSM_FLAG_PERSISTENT : 0;
 	for (attempt = 0; attempt < 4 && r == VHSM_E_EXISTS; attempt++) {
 		if (make_name(g, attempt, name) != 0)
 			return CKR_ATTRIBUTE_VALUE_INVALID; /* label + ID too long for a vHSM name */
-		r = vhsm_generate(c, name, &spec);
+		r = mk->make(c, name, &spec, mk);
 	}
+	if (r == VHSM_E_IO) /* not repeated: vhsmd may have made the key before it went away */
+		return client_lost(hSession, c, NULL);
 	if (r != VHSM_OK)
 		return r == VHSM_E_DENIED ? CKR_FUNCTION_REJECTED : r == VHSM_E_ARGUMENT ? CKR_TEMPLATE_INCONSISTENT
 		       : rv_of(r);
@@ -1433,8 +1794,8 @@ generate(CK_SESSION_HANDLE hSession, const struct gen_req *g, vhsm_key_type type
 		memset(&ki, 0, sizeof(ki));
 		snprintf(ki.name, sizeof(ki.name), "%s", name);
 		ki.type = type;
-		ki.usages = VHSM_USAGE_ALL;
-		ki.origin = VHSM_ORIGIN_GENERATED;
+		ki.usages = spec.usages != 0 ? spec.usages : type_usages(type);
+		ki.origin = mk->make == make_generate ? VHSM_ORIGIN_GENERATED : VHSM_ORIGIN_PROVISIONED;
 		ki.version = 1;
 	}
 	pthread_mutex_lock(&g_lock);
@@ -1443,7 +1804,7 @@ generate(CK_SESSION_HANDLE hSession, const struct gen_req *g, vhsm_key_type type
 	sl = &g_slots[s->slot];
 	if ((rv = add_key_objects(sl, &ki, g->token ? 0 : s->h)) != CKR_OK)
 		goto unlock;
-	o = find_obj(sl, name, ph_pub != NULL ? CKO_PRIVATE_KEY : CKO_SECRET_KEY);
+	o = find_obj(sl, name, ph_pub != NULL || vk_is_asym(type) ? CKO_PRIVATE_KEY : CKO_SECRET_KEY);
 	if (o == NULL) {
 		rv = CKR_DEVICE_ERROR;
 		goto unlock;
@@ -1459,6 +1820,15 @@ generate(CK_SESSION_HANDLE hSession, const struct gen_req *g, vhsm_key_type type
 unlock:
 	pthread_mutex_unlock(&g_lock);
 	return rv;
+}
+
+static CK_RV
+generate(CK_SESSION_HANDLE hSession, const struct gen_req *g, vhsm_key_type type,
+	 CK_OBJECT_HANDLE_PTR ph_priv, CK_OBJECT_HANDLE_PTR ph_pub)
+{
+	static const struct maker mk = { make_generate, NULL, NULL, 0, VHSM_KDF_HKDF, NULL, 0 };
+
+	return create_key(hSession, g, type, &mk, ph_priv, ph_pub);
 }
 
 static CK_RV
@@ -1484,6 +1854,8 @@ p11_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTR
 		return CKR_ATTRIBUTE_TYPE_INVALID;
 	if (g.bad_value || g.value_len != 32)
 		return CKR_ATTRIBUTE_VALUE_INVALID;
+	if ((g.have_cls && g.cls != CKO_SECRET_KEY) || (g.have_kt && g.kt != CKK_AES))
+		return CKR_TEMPLATE_INCONSISTENT;
 	return generate(hSession, &g, VHSM_KEY_AES256, phKey, NULL);
 }
 
@@ -1526,6 +1898,12 @@ p11_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	}
 	if (!g.have_token && gp.have_token)
 		g.token = gp.token;
+	/* One vHSM key: the private template's usages and the public one's. */
+	g.usages_off |= gp.usages_off;
+	if ((g.have_cls && g.cls != CKO_PRIVATE_KEY) || (gp.have_cls && gp.cls != CKO_PUBLIC_KEY) ||
+	    (g.have_kt && g.kt != (pMechanism->mechanism == CKM_EC_KEY_PAIR_GEN ? CKK_EC : CKK_RSA)) ||
+	    (gp.have_kt && gp.kt != (pMechanism->mechanism == CKM_EC_KEY_PAIR_GEN ? CKK_EC : CKK_RSA)))
+		return CKR_TEMPLATE_INCONSISTENT;
 	if (pMechanism->mechanism == CKM_EC_KEY_PAIR_GEN) {
 		if (gp.curve == 0)
 			return CKR_TEMPLATE_INCOMPLETE;
@@ -1555,17 +1933,18 @@ p11_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG 
 	CK_ULONG done = 0;
 	int r;
 
-	pthread_mutex_lock(&g_lock);
-	if ((rv = get_session(hSession, &s)) == CKR_OK)
-		c = g_slots[s->slot].c;
-	pthread_mutex_unlock(&g_lock);
-	if (rv != CKR_OK)
+	if ((rv = session_client(hSession, &s, &c)) != CKR_OK)
 		return rv;
 	if (RandomData == NULL && ulRandomLen > 0)
 		return CKR_ARGUMENTS_BAD;
 	while (done < ulRandomLen) {
 		size_t n = ulRandomLen - done > 65536 ? 65536 : ulRandomLen - done;
-		if ((r = vhsm_random(c, n, &buf)) != VHSM_OK)
+		/* After a vhsmd restart: reconnect and ask again (random changes nothing). */
+		if ((r = vhsm_random(c, n, &buf)) == VHSM_E_IO && (rv = client_lost(hSession, c, &c)) == CKR_OK)
+			r = vhsm_random(c, n, &buf);
+		if (r == VHSM_E_IO)
+			return client_lost(hSession, c, NULL);
+		if (r != VHSM_OK)
 			return r == VHSM_E_DENIED ? CKR_FUNCTION_REJECTED : rv_of(r);
 		memcpy(RandomData + done, buf, n);
 		vhsm_buf_free(buf, n);
@@ -1614,6 +1993,19 @@ static const char *
 md_name(vhsm_hash h)
 {
 	return h == VHSM_HASH_SHA384 ? "SHA384" : h == VHSM_HASH_SHA512 ? "SHA512" : "SHA256";
+}
+
+/* CKM_AES_KEY_WRAP_PAD's optional parameter: the RFC 5649 initial value, which
+ * vhsmd fixes at A65959A6 (the only one the RFC defines). */
+static int
+wrap_pad_params_ok(const CK_MECHANISM *m)
+{
+	static const uint8_t aiv[4] = { 0xa6, 0x59, 0x59, 0xa6 };
+
+	if (m->pParameter == NULL && m->ulParameterLen == 0)
+		return 1;
+	return m->pParameter != NULL && m->ulParameterLen == sizeof(aiv) &&
+	       memcmp(m->pParameter, aiv, sizeof(aiv)) == 0;
 }
 
 /* Checks mechanism, key and parameters; fills o.  Caller holds g_lock. */
@@ -1703,16 +2095,31 @@ op_setup(struct p11_op *o, enum op_kind k, CK_MECHANISM_PTR m, struct p11_obj *k
 		if (m->pParameter != NULL || m->ulParameterLen != 0)
 			return CKR_MECHANISM_PARAM_INVALID;
 		break;
+	case CKM_AES_KEY_WRAP_PAD: /* encrypt only: vhsmd's wrap of caller bytes */
+		if (key->kt != CKK_AES)
+			return CKR_KEY_TYPE_INCONSISTENT;
+		if (!wrap_pad_params_ok(m))
+			return CKR_MECHANISM_PARAM_INVALID;
+		if (!(key->info.usages & VHSM_USAGE_WRAP))
+			return CKR_KEY_FUNCTION_NOT_PERMITTED;
+		break;
 	default:
 		return CKR_MECHANISM_INVALID;
 	}
+	if (key->cls == CKO_CERTIFICATE)
+		return CKR_KEY_TYPE_INCONSISTENT;
 	/* Key class and usage. */
 	if (k == OP_SIGN && !((key->cls == CKO_PRIVATE_KEY && (key->info.usages & VHSM_USAGE_SIGN)) ||
 			      (key->cls == CKO_SECRET_KEY && (key->info.usages & VHSM_USAGE_MAC))))
 		return key->cls == CKO_PUBLIC_KEY ? CKR_KEY_TYPE_INCONSISTENT : CKR_KEY_FUNCTION_NOT_PERMITTED;
 	if (k == OP_DECRYPT && (key->cls == CKO_PUBLIC_KEY || !(key->info.usages & VHSM_USAGE_DECRYPT)))
 		return key->cls == CKO_PUBLIC_KEY ? CKR_KEY_TYPE_INCONSISTENT : CKR_KEY_FUNCTION_NOT_PERMITTED;
-	if (k == OP_ENCRYPT && key->kt == CKK_AES && !(key->info.usages & VHSM_USAGE_ENCRYPT))
+	if (k == OP_ENCRYPT && key->kt == CKK_AES && m->mechanism != CKM_AES_KEY_WRAP_PAD &&
+	    !(key->info.usages & VHSM_USAGE_ENCRYPT))
+		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	if (k == OP_ENCRYPT && rsa && !(key->info.usages & VHSM_USAGE_ENCRYPT))
+		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	if (k == OP_VERIFY && !(key->info.usages & VHSM_USAGE_VERIFY))
 		return CKR_KEY_FUNCTION_NOT_PERMITTED;
 	if ((k == OP_VERIFY && key->cls != CKO_SECRET_KEY) || (k == OP_ENCRYPT && rsa)) {
 		/* Public-key operations run here. */
@@ -1772,6 +2179,10 @@ op_get(CK_SESSION_HANDLE h, enum op_kind k, struct p11_op **out, vhsm_client **c
 		*c = g_slots[s->slot].c;
 		if (!(*out)->active)
 			rv = CKR_OPERATION_NOT_INITIALIZED;
+		else if (*c == NULL && slot_connect(&g_slots[s->slot]) == 0) /* after a vhsmd restart */
+			*c = g_slots[s->slot].c;
+		else if (*c == NULL)
+			rv = CKR_TOKEN_NOT_PRESENT;
 	}
 	pthread_mutex_unlock(&g_lock);
 	return rv;
@@ -1787,6 +2198,8 @@ out_len_bound(const struct p11_op *o, enum op_kind k, size_t in_len)
 	case VHSM_KEY_RSA3072: return 384;
 	case VHSM_KEY_RSA4096: return 512;
 	case VHSM_KEY_AES256:
+		if (o->mech == CKM_AES_KEY_WRAP_PAD) /* RFC 5649: padded to 8, plus 8 */
+			return in_len > SIZE_MAX - 16 ? 0 : (in_len + 7) / 8 * 8 + 8;
 		return k == OP_ENCRYPT ? in_len + 16 : in_len >= 16 ? in_len - 16 : 0;
 	default:
 		return 32; /* HMAC-SHA256 */
@@ -1819,6 +2232,15 @@ op_compute(struct p11_op *o, enum op_kind k, vhsm_client *c, const uint8_t *in, 
 		if (r != VHSM_OK) {
 			/* vhsmd refuses a digest/DigestInfo of the wrong length with ARGUMENT. */
 			rv = raw && r == VHSM_E_ARGUMENT ? CKR_DATA_LEN_RANGE : rv_of(r);
+			goto out;
+		}
+	} else if (k == OP_ENCRYPT && o->mech == CKM_AES_KEY_WRAP_PAD) {
+		if (in_len == 0) {
+			rv = CKR_DATA_LEN_RANGE;
+			goto out;
+		}
+		if ((r = vhsm_wrap(c, o->name, in, in_len, &out, &out_len)) != VHSM_OK) {
+			rv = r == VHSM_E_ARGUMENT ? CKR_DATA_LEN_RANGE : rv_of(r);
 			goto out;
 		}
 	} else if (k == OP_ENCRYPT && o->mech == CKM_AES_GCM) {
@@ -2004,7 +2426,12 @@ op_finish(CK_SESSION_HANDLE h, enum op_kind k, const uint8_t *in, size_t in_len,
 			*pulOut = bound;
 			return CKR_BUFFER_TOO_SMALL;
 		}
-		if ((rv = op_compute(o, k, c, in, in_len, &o->result, &o->result_len)) != CKR_OK)
+		rv = op_compute(o, k, c, in, in_len, &o->result, &o->result_len);
+		/* vhsmd restarted: these requests change nothing there, so one more try
+		 * on a new connection (client_lost) is safe. */
+		if (rv == CKR_DEVICE_REMOVED && (rv = client_lost(h, c, &c)) == CKR_OK)
+			rv = op_compute(o, k, c, in, in_len, &o->result, &o->result_len);
+		if (rv != CKR_OK)
 			goto end;
 		if (k == OP_ENCRYPT && o->mech == CKM_AES_GCM)
 			memcpy(o->iv_out, o->iv, 12); /* the vHSM's nonce (docs/pkcs11.md) */
@@ -2042,7 +2469,7 @@ op_update(CK_SESSION_HANDLE h, enum op_kind k, const uint8_t *in, size_t in_len)
 	/* RSA-OAEP is single-part only.  The raw signature mechanisms collect
 	 * their parts: the whole is the digest or DigestInfo (pkcs11-tool --test
 	 * and SoftHSM2 do this too). */
-	if (o->mech == CKM_RSA_PKCS_OAEP) {
+	if (o->mech == CKM_RSA_PKCS_OAEP || o->mech == CKM_AES_KEY_WRAP_PAD) {
 		rv = CKR_MECHANISM_INVALID;
 		goto fail;
 	}
@@ -2122,10 +2549,15 @@ verify_end(CK_SESSION_HANDLE h, const uint8_t *in, size_t in_len, int final, con
 		rv = CKR_ARGUMENTS_BAD;
 	else if (!final && o->multi)
 		rv = CKR_OPERATION_ACTIVE;
-	else if (final)
-		rv = op_verify_compute(o, c, o->data, o->len, sig, sig_len);
-	else
+	else {
+		if (final) {
+			in = o->data;
+			in_len = o->len;
+		}
 		rv = op_verify_compute(o, c, in, in_len, sig, sig_len);
+		if (rv == CKR_DEVICE_REMOVED && (rv = client_lost(h, c, &c)) == CKR_OK)
+			rv = op_verify_compute(o, c, in, in_len, sig, sig_len);
+	}
 	pthread_mutex_lock(&g_lock);
 	op_clear(o);
 	pthread_mutex_unlock(&g_lock);
@@ -2218,6 +2650,472 @@ p11_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR
 	return op_finish(hSession, OP_DECRYPT, NULL, 0, 1, pLastPart, pulLastPartLen);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Certificates, key wrapping and key derivation                       */
+
+/* Does template attribute a hold exactly the DER that i2d makes of x's field? */
+static int
+der_equals(const CK_ATTRIBUTE *a, const unsigned char *der, int len)
+{
+	return len > 0 && a->pValue != NULL && a->ulValueLen == (CK_ULONG)len &&
+	       memcmp(a->pValue, der, (size_t)len) == 0;
+}
+
+/*
+ * C_CreateObject: X.509 certificates only (CKO_CERTIFICATE, CKC_X_509,
+ * CKA_VALUE).  The certificate becomes a vHSM cert object named like a key
+ * from CKA_LABEL/CKA_ID plus CERT_SUFFIX (persistent for CKA_TOKEN true),
+ * created with the import right.  Keys are never created from templates: a
+ * key's value would have passed through the application.
+ */
+static CK_RV
+p11_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+	       CK_OBJECT_HANDLE_PTR phObject)
+{
+	struct p11_session *s;
+	vhsm_client *c = NULL;
+	struct gen_req g;
+	const CK_ATTRIBUTE *value = NULL, *subj = NULL, *iss = NULL, *serial = NULL;
+	CK_OBJECT_CLASS cls = (CK_OBJECT_CLASS)-1;
+	CK_ULONG i;
+	int have_ctype = 0, bad_value = 0, bad_type = 0, bad_template = 0, attempt, r = VHSM_E_EXISTS;
+	X509 *x = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	char name[129];
+	vhsm_key_spec spec = { VHSM_KEY_CERT, 0, 0, 0 };
+	vhsm_key_info ki;
+	struct p11_obj *o;
+	CK_RV rv;
+
+	if (phObject == NULL || (pTemplate == NULL && ulCount > 0))
+		return CKR_ARGUMENTS_BAD;
+	if ((rv = session_client(hSession, &s, &c)) != CKR_OK)
+		return rv;
+	memset(&g, 0, sizeof(g));
+	g.suffix = CERT_SUFFIX;
+	for (i = 0; i < ulCount; i++) {
+		const CK_ATTRIBUTE *a = &pTemplate[i];
+		switch (a->type) {
+		case CKA_CLASS:
+			if (a->pValue == NULL || a->ulValueLen != sizeof(CK_ULONG))
+				bad_value = 1;
+			else
+				cls = *(const CK_OBJECT_CLASS *)a->pValue;
+			break;
+		case CKA_CERTIFICATE_TYPE:
+			if (a->pValue == NULL || a->ulValueLen != sizeof(CK_ULONG) ||
+			    *(const CK_CERTIFICATE_TYPE *)a->pValue != CKC_X_509)
+				bad_value = 1;
+			have_ctype = 1;
+			break;
+		case CKA_VALUE: value = a; break;
+		case CKA_SUBJECT: subj = a; break;
+		case CKA_ISSUER: iss = a; break;
+		case CKA_SERIAL_NUMBER: serial = a; break;
+		case CKA_TOKEN: case CKA_LABEL: case CKA_ID:
+			parse_template((CK_ATTRIBUTE_PTR)(uintptr_t)a, 1, &g);
+			break;
+		case CKA_PRIVATE: case CKA_TRUSTED: case CKA_MODIFIABLE:
+			/* Objects are never private, trusted (a security officer's
+			 * mark) or modifiable here. */
+			if (tbool(a, &bad_value) && a->type != CKA_MODIFIABLE)
+				bad_value = 1;
+			break;
+		case CKA_CERTIFICATE_CATEGORY: case CKA_START_DATE: case CKA_END_DATE: case CKA_URL:
+		case CKA_CHECK_VALUE: case CKA_HASH_OF_SUBJECT_PUBLIC_KEY: case CKA_HASH_OF_ISSUER_PUBLIC_KEY:
+		case CKA_JAVA_MIDP_SECURITY_DOMAIN: case CKA_COPYABLE: case CKA_DESTROYABLE:
+			break; /* accepted; computed from the value or fixed (docs/pkcs11.md) */
+		default:
+			bad_type = 1;
+			break;
+		}
+	}
+	if (bad_type || g.bad_type)
+		return CKR_ATTRIBUTE_TYPE_INVALID;
+	if (cls == (CK_OBJECT_CLASS)-1 && !bad_value)
+		return CKR_TEMPLATE_INCOMPLETE;
+	if (bad_value || g.bad_value || cls != CKO_CERTIFICATE)
+		return CKR_ATTRIBUTE_VALUE_INVALID; /* only X.509 certificates can be created */
+	if (!have_ctype || value == NULL)
+		return CKR_TEMPLATE_INCOMPLETE;
+	if (value->pValue == NULL || value->ulValueLen == 0 || value->ulValueLen > VHSM_CERT_MAX)
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	p = value->pValue;
+	if ((x = d2i_X509(NULL, &p, (long)value->ulValueLen)) == NULL ||
+	    p != (const unsigned char *)value->pValue + value->ulValueLen) {
+		rv = CKR_ATTRIBUTE_VALUE_INVALID;
+		goto out;
+	}
+	/* Given subject, issuer and serial must be the certificate's own. */
+	if (subj != NULL) {
+		int l = i2d_X509_NAME(X509_get_subject_name(x), &der);
+		bad_template |= !der_equals(subj, der, l);
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	if (iss != NULL) {
+		int l = i2d_X509_NAME(X509_get_issuer_name(x), &der);
+		bad_template |= !der_equals(iss, der, l);
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	if (serial != NULL) {
+		int l = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &der);
+		bad_template |= !der_equals(serial, der, l);
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	if (bad_template) {
+		rv = CKR_TEMPLATE_INCONSISTENT;
+		goto out;
+	}
+	if (!g.have_token)
+		g.token = CK_FALSE; /* the standard's default: a session object */
+	if (g.token && !(s->flags & CKF_RW_SESSION)) {
+		rv = CKR_SESSION_READ_ONLY;
+		goto out;
+	}
+	spec.flags = g.token ? VHSM_FLAG_PERSISTENT : 0;
+	for (attempt = 0; attempt < 4 && r == VHSM_E_EXISTS; attempt++) {
+		if (make_name(&g, attempt, name) != 0) {
+			rv = CKR_ATTRIBUTE_VALUE_INVALID;
+			goto out;
+		}
+		r = vhsm_import(c, name, &spec, value->pValue, value->ulValueLen);
+	}
+	if (r == VHSM_E_IO) {
+		rv = client_lost(hSession, c, NULL);
+		goto out;
+	}
+	if (r != VHSM_OK) {
+		rv = r == VHSM_E_DENIED ? CKR_FUNCTION_REJECTED : r == VHSM_E_ARGUMENT ? CKR_TEMPLATE_INCONSISTENT
+		     : rv_of(r);
+		goto out;
+	}
+	memset(&ki, 0, sizeof(ki));
+	snprintf(ki.name, sizeof(ki.name), "%s", name);
+	ki.type = VHSM_KEY_CERT;
+	ki.flags = spec.flags;
+	ki.version = ki.versions = 1;
+	ki.origin = VHSM_ORIGIN_PROVISIONED;
+	pthread_mutex_lock(&g_lock);
+	if ((rv = get_session(hSession, &s)) == CKR_OK &&
+	    (rv = add_cert_object(&g_slots[s->slot], &ki, g.token ? 0 : s->h, value->pValue,
+				  value->ulValueLen)) == CKR_OK) {
+		o = find_obj(&g_slots[s->slot], name, CKO_CERTIFICATE);
+		if (o != NULL)
+			*phObject = o->h;
+		else
+			rv = CKR_DEVICE_ERROR;
+	}
+	pthread_mutex_unlock(&g_lock);
+out:
+	X509_free(x);
+	return rv;
+}
+
+/*
+ * C_WrapKey.  Every private and secret key of the vHSM is never extractable
+ * (CKA_EXTRACTABLE false), and vhsmd has no operation that wraps a key it
+ * holds: that would export it.  So after the checks the standard orders,
+ * wrapping answers CKR_KEY_UNEXTRACTABLE.  (CKM_AES_KEY_WRAP_PAD with
+ * C_Encrypt wraps bytes the caller has.)
+ */
+static CK_RV
+p11_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey,
+	  CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
+{
+	struct p11_session *s;
+	struct p11_obj *kek, *key;
+	CK_RV rv;
+
+	(void)pWrappedKey;
+	if (pMechanism == NULL || pulWrappedKeyLen == NULL)
+		return CKR_ARGUMENTS_BAD;
+	pthread_mutex_lock(&g_lock);
+	if ((rv = get_session(hSession, &s)) != CKR_OK)
+		goto out;
+	if (pMechanism->mechanism != CKM_AES_KEY_WRAP_PAD)
+		rv = CKR_MECHANISM_INVALID;
+	else if (!wrap_pad_params_ok(pMechanism))
+		rv = CKR_MECHANISM_PARAM_INVALID;
+	else if ((kek = obj_by_handle(hWrappingKey, NULL)) == NULL || kek->cls == CKO_CERTIFICATE)
+		rv = CKR_WRAPPING_KEY_HANDLE_INVALID;
+	else if (kek->kt != CKK_AES)
+		rv = CKR_WRAPPING_KEY_TYPE_INCONSISTENT;
+	else if (!(kek->info.usages & VHSM_USAGE_WRAP))
+		rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
+	else if ((key = obj_by_handle(hKey, NULL)) == NULL || key->cls == CKO_CERTIFICATE)
+		rv = CKR_KEY_HANDLE_INVALID;
+	else if (key->cls == CKO_PUBLIC_KEY)
+		rv = CKR_KEY_NOT_WRAPPABLE; /* C_WrapKey wraps private and secret keys */
+	else
+		rv = CKR_KEY_UNEXTRACTABLE;
+out:
+	pthread_mutex_unlock(&g_lock);
+	return rv;
+}
+
+static int
+make_unwrap(vhsm_client *c, const char *name, const vhsm_key_spec *spec, const struct maker *mk)
+{
+	return vhsm_unwrap(c, mk->key, mk->data, mk->len, name, spec);
+}
+
+static int
+make_derive(vhsm_client *c, const char *name, const vhsm_key_spec *spec, const struct maker *mk)
+{
+	return vhsm_derive_kdf(c, mk->key, mk->data, mk->len, mk->kdf, mk->shared, mk->shared_len, name, spec);
+}
+
+/* Checks the key an unwrap or derive uses (caller holds g_lock): copies its
+ * vHSM name.  Returns CKR_OK or the given error codes. */
+static CK_RV
+base_key(CK_OBJECT_HANDLE h, CK_RV invalid, CK_RV inconsistent, CK_KEY_TYPE kt, CK_OBJECT_CLASS cls,
+	 uint32_t usage, char name[129], vhsm_key_type *type)
+{
+	struct p11_obj *o = obj_by_handle(h, NULL);
+
+	if (o == NULL || o->cls == CKO_CERTIFICATE)
+		return invalid;
+	if (o->kt != kt || o->cls != cls)
+		return inconsistent;
+	if (!(o->info.usages & usage))
+		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	snprintf(name, 129, "%s", o->name);
+	*type = o->info.type;
+	return CKR_OK;
+}
+
+/* The vHSM types a new secret key may be, for (CKA_KEY_TYPE, CKA_VALUE_LEN).
+ * CKK_GENERIC_SECRET is an HMAC key (what PKCS#11 does with one here). */
+static CK_RV
+secret_type(const struct gen_req *g, vhsm_key_type *t)
+{
+	CK_ULONG vl = g->have_value_len ? g->value_len : 0;
+
+	switch (g->kt) {
+	case CKK_AES:
+		*t = VHSM_KEY_AES256;
+		return vl == 0 || vl == 32 ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	case CKK_SHA256_HMAC:
+		*t = VHSM_KEY_HMAC_SHA256;
+		return vl == 0 || vl == 32 ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	case CKK_SHA384_HMAC:
+		*t = VHSM_KEY_HMAC_SHA384;
+		return vl == 0 || vl == 48 ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	case CKK_GENERIC_SECRET:
+		*t = vl == 48 ? VHSM_KEY_HMAC_SHA384 : VHSM_KEY_HMAC_SHA256;
+		return vl == 0 || vl == 32 || vl == 48 ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	default:
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	}
+}
+
+/*
+ * C_UnwrapKey with CKM_AES_KEY_WRAP_PAD (RFC 5649): vhsmd's unwrap, which
+ * turns the blob into a new vHSM key and never returns its plaintext.  The
+ * template's class and key type choose the vHSM type: secret keys AES-256 or
+ * HMAC (CKK_GENERIC_SECRET, CKK_SHA256/384_HMAC), private keys EC or RSA
+ * (PKCS#8; the curve or size is the blob's, tried in turn).
+ */
+static CK_RV
+p11_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey,
+	    CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+	    CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	static const vhsm_key_type ec[] = { VHSM_KEY_EC_P256, VHSM_KEY_EC_P384 };
+	static const vhsm_key_type rsa[] = { VHSM_KEY_RSA2048, VHSM_KEY_RSA3072, VHSM_KEY_RSA4096 };
+	struct p11_session *s;
+	struct gen_req g;
+	struct maker mk = { make_unwrap, NULL, NULL, 0, VHSM_KDF_HKDF, NULL, 0 };
+	char kek[129];
+	vhsm_key_type kt, one[1];
+	const vhsm_key_type *types = one;
+	size_t ntypes = 1, i;
+	CK_RV rv;
+
+	if (pMechanism == NULL || phKey == NULL || (pWrappedKey == NULL && ulWrappedKeyLen > 0) ||
+	    (pTemplate == NULL && ulAttributeCount > 0))
+		return CKR_ARGUMENTS_BAD;
+	pthread_mutex_lock(&g_lock);
+	if ((rv = get_session(hSession, &s)) != CKR_OK)
+		goto unlock;
+	if (pMechanism->mechanism != CKM_AES_KEY_WRAP_PAD)
+		rv = CKR_MECHANISM_INVALID;
+	else if (!wrap_pad_params_ok(pMechanism))
+		rv = CKR_MECHANISM_PARAM_INVALID;
+	else
+		rv = base_key(hUnwrappingKey, CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+			      CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, CKK_AES, CKO_SECRET_KEY, VHSM_USAGE_UNWRAP,
+			      kek, &kt);
+unlock:
+	pthread_mutex_unlock(&g_lock);
+	if (rv != CKR_OK)
+		return rv;
+	/* RFC 5649: a multiple of 8 bytes, at least 16; vhsmd's cap on key material. */
+	if (ulWrappedKeyLen < 16 || ulWrappedKeyLen % 8 != 0 || ulWrappedKeyLen > 2 * 4096 + 8)
+		return CKR_WRAPPED_KEY_LEN_RANGE;
+	memset(&g, 0, sizeof(g));
+	parse_template(pTemplate, ulAttributeCount, &g);
+	if (g.bad_type)
+		return CKR_ATTRIBUTE_TYPE_INVALID;
+	if (g.bad_value)
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	if (!g.have_cls || !g.have_kt)
+		return CKR_TEMPLATE_INCOMPLETE;
+	if (g.cls == CKO_SECRET_KEY) {
+		if ((rv = secret_type(&g, &one[0])) != CKR_OK)
+			return rv;
+	} else if (g.cls == CKO_PRIVATE_KEY && g.kt == CKK_EC) {
+		types = g.curve == 256 ? &ec[0] : g.curve == 384 ? &ec[1] : ec;
+		ntypes = g.curve != 0 ? 1 : 2;
+	} else if (g.cls == CKO_PRIVATE_KEY && g.kt == CKK_RSA) {
+		types = rsa;
+		ntypes = 3;
+	} else {
+		return g.cls == CKO_PRIVATE_KEY ? CKR_ATTRIBUTE_VALUE_INVALID : CKR_TEMPLATE_INCONSISTENT;
+	}
+	mk.key = kek;
+	mk.data = pWrappedKey;
+	mk.len = ulWrappedKeyLen;
+	/* vhsmd checks that the plaintext is a key of the type (ARGUMENT if not);
+	 * the authenticity check (DECRYPT) fails the same way for every type. */
+	for (i = 0, rv = CKR_WRAPPED_KEY_INVALID; i < ntypes; i++) {
+		rv = create_key(hSession, &g, types[i], &mk, phKey, NULL);
+		if (rv != CKR_TEMPLATE_INCONSISTENT || strstr(vhsm_last_message(), "not a valid") == NULL)
+			break;
+		rv = CKR_WRAPPED_KEY_INVALID; /* not a key of this type: try the next */
+	}
+	if (rv == CKR_ENCRYPTED_DATA_INVALID)
+		rv = CKR_WRAPPED_KEY_INVALID; /* RFC 5649's integrity check failed */
+	return rv;
+}
+
+/* CK_ECDH1_DERIVE_PARAMS.pPublicData (an EC point, raw or as a DER OCTET
+ * STRING) as the DER SubjectPublicKeyInfo vhsmd takes.  0 or -1. */
+static int
+peer_spki(vhsm_key_type base, const uint8_t *pt, size_t len, uint8_t **der, size_t *der_len)
+{
+	const char *group = base == VHSM_KEY_EC_P256 ? "P-256" : "P-384";
+	size_t fl = base == VHSM_KEY_EC_P256 ? 32 : 48;
+	EVP_PKEY_CTX *pc = NULL;
+	EVP_PKEY *pk = NULL;
+	OSSL_PARAM params[3];
+	unsigned char *d = NULL;
+	int l, r = -1;
+
+	/* A raw point is 2·fl+1 (uncompressed) or fl+1 (compressed) bytes; anything
+	 * else may be those in a DER OCTET STRING (short form: < 128 bytes). */
+	if (len != 2 * fl + 1 && len != fl + 1 && len >= 2 && pt[0] == 0x04 && pt[1] == len - 2) {
+		pt += 2;
+		len -= 2;
+	}
+	if (len != 2 * fl + 1 && len != fl + 1)
+		return -1;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)(uintptr_t)group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)(uintptr_t)pt, len);
+	params[2] = OSSL_PARAM_construct_end();
+	if ((pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL || EVP_PKEY_fromdata_init(pc) != 1 ||
+	    EVP_PKEY_fromdata(pc, &pk, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		goto out;
+	EVP_PKEY_CTX_free(pc);
+	/* The point must be on the curve. */
+	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL)) == NULL || EVP_PKEY_public_check(pc) != 1)
+		goto out;
+	if ((l = i2d_PUBKEY(pk, &d)) <= 0)
+		goto out;
+	*der = d;
+	*der_len = (size_t)l;
+	r = 0;
+out:
+	EVP_PKEY_CTX_free(pc);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+/*
+ * C_DeriveKey with CKM_ECDH1_DERIVE: ECDH in vhsmd with the base EC key; the
+ * result becomes a new secret-key object there and is never returned.
+ * CKD_NULL makes the key from the shared secret itself (its leading bytes),
+ * CKD_SHA256/384/512_KDF with ANSI X9.63 and the shared data.
+ */
+static CK_RV
+p11_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey,
+	    CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	const CK_ECDH1_DERIVE_PARAMS *p;
+	struct p11_session *s;
+	struct gen_req g;
+	struct maker mk = { make_derive, NULL, NULL, 0, VHSM_KDF_NONE, NULL, 0 };
+	char base[129];
+	vhsm_key_type bt = 0, nt;
+	uint8_t *spki = NULL;
+	size_t spki_len = 0;
+	CK_RV rv;
+
+	if (pMechanism == NULL || phKey == NULL || (pTemplate == NULL && ulAttributeCount > 0))
+		return CKR_ARGUMENTS_BAD;
+	pthread_mutex_lock(&g_lock);
+	if ((rv = get_session(hSession, &s)) != CKR_OK)
+		goto unlock;
+	if (pMechanism->mechanism != CKM_ECDH1_DERIVE) {
+		rv = CKR_MECHANISM_INVALID;
+		goto unlock;
+	}
+	p = pMechanism->pParameter;
+	if (p == NULL || pMechanism->ulParameterLen != sizeof(*p) || p->pPublicData == NULL ||
+	    p->ulPublicDataLen == 0 || (p->pSharedData == NULL && p->ulSharedDataLen > 0) ||
+	    p->ulSharedDataLen > VHSM_KDF_INFO_MAX) {
+		rv = CKR_MECHANISM_PARAM_INVALID;
+		goto unlock;
+	}
+	switch (p->kdf) {
+	case CKD_NULL: mk.kdf = VHSM_KDF_NONE; break;
+	case CKD_SHA256_KDF: mk.kdf = VHSM_KDF_X963_SHA256; break;
+	case CKD_SHA384_KDF: mk.kdf = VHSM_KDF_X963_SHA384; break;
+	case CKD_SHA512_KDF: mk.kdf = VHSM_KDF_X963_SHA512; break;
+	default: rv = CKR_MECHANISM_PARAM_INVALID; goto unlock;
+	}
+	if (p->kdf == CKD_NULL && p->ulSharedDataLen != 0) { /* the standard: no shared data with CKD_NULL */
+		rv = CKR_MECHANISM_PARAM_INVALID;
+		goto unlock;
+	}
+	rv = base_key(hBaseKey, CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT, CKK_EC, CKO_PRIVATE_KEY,
+		      VHSM_USAGE_DERIVE, base, &bt);
+unlock:
+	pthread_mutex_unlock(&g_lock);
+	if (rv != CKR_OK)
+		return rv;
+	memset(&g, 0, sizeof(g));
+	parse_template(pTemplate, ulAttributeCount, &g);
+	if (g.bad_type)
+		return CKR_ATTRIBUTE_TYPE_INVALID;
+	if (g.bad_value)
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	if (g.have_cls && g.cls != CKO_SECRET_KEY)
+		return CKR_TEMPLATE_INCONSISTENT;
+	if (!g.have_kt)
+		return CKR_TEMPLATE_INCOMPLETE;
+	if ((rv = secret_type(&g, &nt)) != CKR_OK)
+		return rv;
+	/* Without a KDF the new key is the secret: P-256's 32 bytes cannot make 48. */
+	if (mk.kdf == VHSM_KDF_NONE && bt == VHSM_KEY_EC_P256 && nt == VHSM_KEY_HMAC_SHA384)
+		return CKR_TEMPLATE_INCONSISTENT;
+	if (peer_spki(bt, p->pPublicData, p->ulPublicDataLen, &spki, &spki_len) != 0)
+		return CKR_MECHANISM_PARAM_INVALID;
+	mk.key = base;
+	mk.data = spki;
+	mk.len = spki_len;
+	mk.shared = p->pSharedData;
+	mk.shared_len = p->ulSharedDataLen;
+	rv = create_key(hSession, &g, nt, &mk, phKey, NULL);
+	OPENSSL_free(spki);
+	return rv;
+}
+
 /* ------------------------------------------------------------------ */
 /* Not supported (CKR_FUNCTION_NOT_SUPPORTED, after the session check)  */
 
@@ -2242,8 +3140,6 @@ UNSUP(p11_SetPIN, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR a, CK_ULONG b, CK
 UNSUP(p11_GetOperationState, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG_PTR b), (void)a, (void)b)
 UNSUP(p11_SetOperationState, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b, CK_OBJECT_HANDLE d,
 			    CK_OBJECT_HANDLE e), (void)a, (void)b, (void)d, (void)e)
-UNSUP(p11_CreateObject, (CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR a, CK_ULONG b, CK_OBJECT_HANDLE_PTR d),
-      (void)a, (void)b, (void)d)
 UNSUP(p11_CopyObject, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE x, CK_ATTRIBUTE_PTR a, CK_ULONG b,
 		     CK_OBJECT_HANDLE_PTR d), (void)x, (void)a, (void)b, (void)d)
 UNSUP(p11_GetObjectSize, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE a, CK_ULONG_PTR b), (void)a, (void)b)
@@ -2267,13 +3163,6 @@ UNSUP(p11_SignEncryptUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULON
 			    CK_ULONG_PTR e), (void)a, (void)b, (void)d, (void)e)
 UNSUP(p11_DecryptVerifyUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR a, CK_ULONG b, CK_BYTE_PTR d,
 			      CK_ULONG_PTR e), (void)a, (void)b, (void)d, (void)e)
-UNSUP(p11_WrapKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR a, CK_OBJECT_HANDLE b, CK_OBJECT_HANDLE d,
-		  CK_BYTE_PTR e, CK_ULONG_PTR f), (void)a, (void)b, (void)d, (void)e, (void)f)
-UNSUP(p11_UnwrapKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR a, CK_OBJECT_HANDLE b, CK_BYTE_PTR d,
-		    CK_ULONG e, CK_ATTRIBUTE_PTR f, CK_ULONG g, CK_OBJECT_HANDLE_PTR i),
-      (void)a, (void)b, (void)d, (void)e, (void)f, (void)g, (void)i)
-UNSUP(p11_DeriveKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR d,
-		    CK_ULONG e, CK_OBJECT_HANDLE_PTR f), (void)a, (void)b, (void)d, (void)e, (void)f)
 UNSUP(p11_GetFunctionStatus, (CK_SESSION_HANDLE hSession), (void)0)
 UNSUP(p11_CancelFunction, (CK_SESSION_HANDLE hSession), (void)0)
 

@@ -974,3 +974,53 @@ vhsm_provision(vhsm_client *c, const char *name)
 	call_end(&k);
 	return r;
 }
+
+VHSM_API int
+vhsm_derive_kdf(vhsm_client *c, const char *name, const uint8_t *peer, size_t peer_len,
+		vhsm_kdf kdf, const uint8_t *shared, size_t shared_len, const char *new_name,
+		const vhsm_key_spec *spec)
+{
+	struct call k;
+	int r;
+
+	if (spec == NULL || peer == NULL || (shared == NULL && shared_len) ||
+	    shared_len > VHSM_KDF_INFO_MAX || (unsigned)kdf > VHSM_KDF_MAX)
+		return VHSM_E_ARGUMENT;
+	call_begin(c, &k, VHSM_OP_DERIVE);
+	if ((r = put_name(&k, VHSM_T_NAME, name)) == 0 &&
+	    (r = put_name(&k, VHSM_T_NEW_NAME, new_name)) == 0) {
+		put_spec(&k, spec);
+		vhsm_wbuf_tlv(&k.w, VHSM_T_PUBKEY, peer, peer_len);
+		if (kdf != VHSM_KDF_HKDF)
+			vhsm_wbuf_tlv_u32(&k.w, VHSM_T_KDF, (uint32_t)kdf);
+		if (shared_len > 0)
+			vhsm_wbuf_tlv(&k.w, VHSM_T_DATA, shared, shared_len);
+		r = call_run(c, &k);
+	}
+	call_end(&k);
+	return r;
+}
+
+VHSM_API int
+vhsm_read_public_data(vhsm_client *c, const char *name, vhsm_key_info *info, uint8_t **data,
+		      size_t *len)
+{
+	struct call k;
+	const uint8_t *p;
+	size_t l;
+	int r;
+
+	if (data == NULL || len == NULL)
+		return VHSM_E_ARGUMENT;
+	r = name_only(c, VHSM_OP_GET_PUBLIC, name, &k);
+	if (r == 0 && vhsm_tlv_find(k.f.body, k.f.body_len, VHSM_T_DATA, &p, &l) != 0) {
+		set_msg("not a public-data (cert) object");
+		r = VHSM_E_USAGE;
+	}
+	if (r == 0)
+		r = take_bytes(&k, VHSM_T_DATA, data, len);
+	if (r == 0 && info != NULL)
+		parse_info(k.f.body, k.f.body_len, info);
+	call_end(&k);
+	return r;
+}

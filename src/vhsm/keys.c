@@ -82,6 +82,31 @@ sec_dup(const uint8_t *in, size_t len, struct vk_material *out)
 	return 0;
 }
 
+/* A certificate object: exactly one DER X.509 certificate, nothing after it.
+ * Public data, so it lives in the ordinary heap (vk_material_clear frees it
+ * through OPENSSL_secure_clear_free, which handles non-secure pointers). */
+static int
+cert_dup(const uint8_t *in, size_t len, struct vk_material *out)
+{
+	const unsigned char *p = in;
+	X509 *x;
+	uint8_t *b;
+
+	if (len == 0 || len > VHSM_CERT_MAX)
+		return VHSM_E_ARGUMENT;
+	x = d2i_X509(NULL, &p, (long)len);
+	X509_free(x);
+	if (x == NULL || p != in + len)
+		return VHSM_E_ARGUMENT;
+	if ((b = OPENSSL_malloc(len)) == NULL)
+		return VHSM_E_NOMEM;
+	memcpy(b, in, len);
+	out->pk = NULL;
+	out->sec = b;
+	out->sec_len = len;
+	return 0;
+}
+
 /* Does an EVP_PKEY have the algorithm, curve and size that `type` names? */
 static bool
 pkey_matches(uint32_t type, EVP_PKEY *pk)
@@ -119,6 +144,8 @@ vk_generate(uint32_t type, struct vk_material *out)
 
 	if (!vk_type_valid(type))
 		return VHSM_E_ARGUMENT;
+	if (type == VHSM_KEY_CERT)
+		return VHSM_E_UNSUPPORTED; /* a certificate is imported, never generated */
 	if (!vk_type_asymmetric(type)) {
 		n = sym_len(type);
 		if ((p = OPENSSL_secure_malloc(n)) == NULL)
@@ -179,6 +206,8 @@ vk_import(uint32_t type, const uint8_t *in, size_t len, struct vk_material *out)
 		if (len < 1 || len > VK_OPAQUE_MAX)
 			return VHSM_E_ARGUMENT;
 		return sec_dup(in, len, out);
+	case VHSM_KEY_CERT:
+		return cert_dup(in, len, out);
 	default:
 		break;
 	}
@@ -825,13 +854,70 @@ int
 vk_derive(uint32_t type, const struct vk_material *m, const uint8_t *peer, size_t peer_len,
 	  const uint8_t *info, size_t info_len, uint32_t out_type, struct vk_material *out)
 {
-	EVP_PKEY *pub = NULL;
-	EVP_PKEY_CTX *pctx = NULL;
-	EVP_KDF *kdf = NULL;
+	return vk_derive_kdf(type, m, peer, peer_len, VHSM_KDF_HKDF, info, info_len, out_type, out);
+}
+
+/* okm (olen bytes) from the shared secret z with `kdf`.  0 or VHSM_E_*. */
+static int
+kdf_run(uint32_t kdf, const uint8_t *z, size_t zlen, const uint8_t *info, size_t info_len,
+	uint8_t *okm, size_t olen)
+{
+	EVP_KDF *k = NULL;
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[4];
-	uint8_t *z = NULL, *okm = NULL, *inf = NULL;
-	size_t zlen = 0, olen, ilen;
+	uint8_t *inf = NULL;
+	size_t ilen = 0, n = 0;
+	const char *md;
+	int r = VHSM_E_INTERNAL;
+
+	if (kdf == VHSM_KDF_NONE) {
+		/* PKCS#11 CKD_NULL: the secret itself, its leading bytes if longer. */
+		if (zlen < olen)
+			return VHSM_E_ARGUMENT;
+		memcpy(okm, z, olen);
+		return 0;
+	}
+	if (kdf == VHSM_KDF_HKDF) {
+		ilen = sizeof(DERIVE_INFO) - 1 + info_len;
+		if ((inf = OPENSSL_malloc(ilen)) == NULL)
+			return VHSM_E_NOMEM;
+		memcpy(inf, DERIVE_INFO, sizeof(DERIVE_INFO) - 1);
+		if (info_len)
+			memcpy(inf + sizeof(DERIVE_INFO) - 1, info, info_len);
+		md = "SHA256";
+		k = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	} else {
+		md = kdf == VHSM_KDF_X963_SHA256 ? "SHA256" : kdf == VHSM_KDF_X963_SHA384 ? "SHA384" : "SHA512";
+		k = EVP_KDF_fetch(NULL, "X963KDF", NULL);
+	}
+	if (k == NULL || (kctx = EVP_KDF_CTX_new(k)) == NULL)
+		goto out;
+	params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)(uintptr_t)md, 0);
+	params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)z, zlen);
+	if (inf != NULL)
+		params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, inf, ilen);
+	else if (info_len > 0) /* X9.63 shared info */
+		params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+								(void *)(uintptr_t)info, info_len);
+	params[n] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(kctx, okm, olen, params) == 1)
+		r = 0;
+out:
+	OPENSSL_free(inf);
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(k);
+	return r;
+}
+
+int
+vk_derive_kdf(uint32_t type, const struct vk_material *m, const uint8_t *peer, size_t peer_len,
+	      uint32_t kdf, const uint8_t *info, size_t info_len, uint32_t out_type,
+	      struct vk_material *out)
+{
+	EVP_PKEY *pub = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	uint8_t *z = NULL, *okm = NULL;
+	size_t zlen = 0, olen;
 	const unsigned char *p = peer;
 	int r = VHSM_E_ARGUMENT;
 
@@ -840,7 +926,11 @@ vk_derive(uint32_t type, const struct vk_material *m, const uint8_t *peer, size_
 	if (out_type != VHSM_KEY_AES256 && out_type != VHSM_KEY_HMAC_SHA256 &&
 	    out_type != VHSM_KEY_HMAC_SHA384 && out_type != VHSM_KEY_OPAQUE)
 		return VHSM_E_UNSUPPORTED;
-	if (m->pk == NULL || peer == NULL || peer_len > 4096 || info_len > VHSM_NAME_MAX)
+	if (kdf > VHSM_KDF_MAX)
+		return VHSM_E_UNSUPPORTED;
+	if (m->pk == NULL || peer == NULL || peer_len > 4096 ||
+	    info_len > (kdf == VHSM_KDF_HKDF ? VHSM_NAME_MAX : VHSM_KDF_INFO_MAX) ||
+	    (kdf == VHSM_KDF_NONE && info_len != 0) || (info == NULL && info_len != 0))
 		return VHSM_E_ARGUMENT;
 	olen = sym_len(out_type);
 	pub = d2i_PUBKEY(NULL, &p, (long)peer_len);
@@ -857,20 +947,9 @@ vk_derive(uint32_t type, const struct vk_material *m, const uint8_t *peer, size_
 	if (EVP_PKEY_derive(pctx, NULL, &zlen) != 1 || (z = OPENSSL_secure_malloc(zlen)) == NULL ||
 	    EVP_PKEY_derive(pctx, z, &zlen) != 1)
 		goto out;
-	ilen = sizeof(DERIVE_INFO) - 1 + info_len;
-	if ((inf = OPENSSL_malloc(ilen)) == NULL || (okm = OPENSSL_secure_malloc(olen)) == NULL)
+	if ((okm = OPENSSL_secure_malloc(olen)) == NULL)
 		goto out;
-	memcpy(inf, DERIVE_INFO, sizeof(DERIVE_INFO) - 1);
-	if (info_len)
-		memcpy(inf + sizeof(DERIVE_INFO) - 1, info, info_len);
-	if ((kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL ||
-	    (kctx = EVP_KDF_CTX_new(kdf)) == NULL)
-		goto out;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)(uintptr_t)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zlen);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, inf, ilen);
-	params[3] = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, okm, olen, params) != 1)
+	if ((r = kdf_run(kdf, z, zlen, info, info_len, okm, olen)) != 0)
 		goto out;
 	out->pk = NULL;
 	out->sec = okm;
@@ -882,9 +961,6 @@ out:
 		OPENSSL_secure_clear_free(z, zlen);
 	if (okm != NULL)
 		OPENSSL_secure_clear_free(okm, olen);
-	OPENSSL_free(inf);
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
 	EVP_PKEY_CTX_free(pctx);
 	EVP_PKEY_free(pub);
 	return r;

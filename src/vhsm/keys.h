@@ -41,10 +41,12 @@ uint32_t vk_type_usages(uint32_t type);
 
 /* Wipe and free the material (NULL-safe); the struct is zeroed. */
 void vk_material_clear(struct vk_material *m);
-/* New random material of `type`.  Opaque secrets are 32 random bytes. */
+/* New random material of `type`.  Opaque secrets are 32 random bytes; a cert
+ * cannot be generated (VHSM_E_UNSUPPORTED). */
 __attribute__((warn_unused_result)) int vk_generate(uint32_t type, struct vk_material *out);
 /* Material from bytes: raw for AES-256 (32), HMAC (32 / 48, or any length 16..128),
- * opaque (1..VK_OPAQUE_MAX); PKCS#8 or traditional DER private key for the
+ * opaque (1..VK_OPAQUE_MAX), cert (one DER X.509 certificate, 1..VHSM_CERT_MAX,
+ * ordinary heap: public data); PKCS#8 or traditional DER private key for the
  * others, whose algorithm, curve or size must match `type`. */
 __attribute__((warn_unused_result)) int vk_import(uint32_t type, const uint8_t *in, size_t len,
 						  struct vk_material *out);
@@ -96,6 +98,15 @@ __attribute__((warn_unused_result)) int vk_derive(uint32_t type, const struct vk
 						  const uint8_t *peer, size_t peer_len,
 						  const uint8_t *info, size_t info_len,
 						  uint32_t out_type, struct vk_material *out);
+/* As vk_derive with a KDF choice (vhsm_kdf): HKDF as above; NONE, the shared
+ * x-coordinate's leading bytes (VHSM_E_ARGUMENT if shorter than the new key;
+ * info must be empty); X963_SHA*, ANSI X9.63 with `info` as the shared info
+ * (at most VHSM_KDF_INFO_MAX bytes).  The secret never leaves the secure heap. */
+__attribute__((warn_unused_result)) int vk_derive_kdf(uint32_t type, const struct vk_material *m,
+						      const uint8_t *peer, size_t peer_len,
+						      uint32_t kdf, const uint8_t *info,
+						      size_t info_len, uint32_t out_type,
+						      struct vk_material *out);
 /* Random bytes (heap). */
 __attribute__((warn_unused_result)) int vk_random(size_t n, uint8_t **out);
 

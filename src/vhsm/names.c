@@ -41,6 +41,7 @@ static const char *const type_names[VHSM_KEY_TYPE_MAX + 1] = {
 	[VHSM_KEY_RSA3072] = "rsa3072",
 	[VHSM_KEY_RSA4096] = "rsa4096",
 	[VHSM_KEY_OPAQUE] = "opaque",
+	[VHSM_KEY_CERT] = "cert",
 };
 
 VHSM_API const char *

@@ -617,6 +617,8 @@ op_get_public(struct req *q)
 	if ((v = key_version(k, version)) == NULL)
 		return fail(q, VHSM_E_NOT_FOUND, "key '%s' has no version %u", name, version);
 	put_info(q->w, k);
+	if (k->type == VHSM_KEY_CERT) /* public data: the certificate itself */
+		vhsm_wbuf_tlv(q->w, VHSM_T_DATA, v->m.sec, v->m.sec_len);
 	if (vk_type_asymmetric(k->type)) {
 		if ((r = vk_public_der(&v->m, &der, &dl)) != 0)
 			return fail(q, r, "cannot encode the public key");
@@ -788,8 +790,9 @@ op_derive(struct req *q)
 	char name[VHSM_NAME_MAX + 1], nname[VHSM_NAME_MAX + 1];
 	struct vkey *k;
 	struct spec s;
-	const uint8_t *peer;
-	size_t pl;
+	const uint8_t *peer, *shared = NULL;
+	size_t pl, sl = 0;
+	uint32_t kdf;
 	struct vk_material m = { 0 };
 	int r;
 
@@ -798,11 +801,24 @@ op_derive(struct req *q)
 	if (!allowed(q, VHSM_OP_GENERATE, nname))
 		return deny(q, nname);
 	if ((r = usable(q, k, VHSM_USAGE_DERIVE)) != 0 || (r = read_spec(q, &s)) != 0 ||
-	    (r = need_bytes(q, VHSM_T_PUBKEY, &peer, &pl, "peer public key")) != 0)
+	    (r = need_bytes(q, VHSM_T_PUBKEY, &peer, &pl, "peer public key")) != 0 ||
+	    (r = opt_u32(q, VHSM_T_KDF, VHSM_KDF_HKDF, &kdf)) != 0)
 		return r;
-	if ((r = vk_derive(k->type, &key_current(k)->m, peer, pl, (const uint8_t *)nname,
-			   strlen(nname), s.type, &m)) != 0)
-		return fail(q, r, "ECDH with '%s' failed (peer key must be on the same curve)", name);
+	opt_bytes(q, VHSM_T_DATA, &shared, &sl);
+	if (kdf > VHSM_KDF_MAX)
+		return fail(q, VHSM_E_UNSUPPORTED, "unknown key derivation %u", kdf);
+	if (shared != NULL && kdf != VHSM_KDF_X963_SHA256 && kdf != VHSM_KDF_X963_SHA384 &&
+	    kdf != VHSM_KDF_X963_SHA512)
+		return fail(q, VHSM_E_ARGUMENT, "shared info (DATA) is only for the X9.63 KDF");
+	/* HKDF binds the new name; X9.63 takes the caller's shared info. */
+	if (kdf == VHSM_KDF_HKDF) {
+		shared = (const uint8_t *)nname;
+		sl = strlen(nname);
+	}
+	if ((r = vk_derive_kdf(k->type, &key_current(k)->m, peer, pl, kdf, shared, sl, s.type, &m)) != 0)
+		return fail(q, r, "ECDH with '%s' failed (peer key must be on the same curve%s)", name,
+			    kdf == VHSM_KDF_NONE ? "; without a KDF the secret must be as long as the new key"
+						 : "");
 	return install(q, nname, &s, VHSM_ORIGIN_DERIVED, &m);
 }
 

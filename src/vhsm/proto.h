@@ -84,7 +84,8 @@ enum vhsm_tag {
 	VHSM_T_TEE_PUBKEY = 21, /* text: the transfer key, an EC P-256 public JWK (JSON) */
 	VHSM_T_JWE = 22,        /* text: compact JWE (ECDH-ES, A256GCM) to the transfer key */
 	VHSM_T_TOKEN = 23,      /* text: compact JWS, an EAR token from the Attestation Service */
-	VHSM_T_MAX = 23
+	VHSM_T_KDF = 24,        /* u32 vhsm_kdf: derive's key derivation (0 / absent = HKDF) */
+	VHSM_T_MAX = 24
 };
 
 #define VHSM_NAME_MAX 128u

@@ -12,6 +12,7 @@ is 77.  `scripts/setup-deps.sh` installs all of them.
 """
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -516,6 +517,194 @@ http {{
         after = E.run(p11("vhsm", "--list-objects", "--type", "privkey")).stdout.decode()
         # same labels and IDs (functions of the key name) after the restart
         self.assertEqual(sorted(before.splitlines()), sorted(after.splitlines()))
+
+
+
+def restart_vhsmd():
+    E.daemon.send_signal(signal.SIGTERM)
+    E.daemon.wait(timeout=10)
+    E.daemon = subprocess.Popen([VHSMD, "--config", E.path("vhsmd.ini")], stderr=E.log)
+    for _ in range(300):
+        if os.path.exists(E.sock):
+            with socket.socket(socket.AF_UNIX) as s:
+                try:
+                    s.connect(E.sock)
+                    return
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    raise AssertionError("vhsmd did not come back")
+
+
+# A PKCS#11 client through ctypes, run as its own process (so an ASan build of
+# the module loads behind the preloaded runtimes): finds the private key by
+# label, signs a digest with CKM_ECDSA, prints the signature, then waits for a
+# line on stdin and signs again in the same session.
+CTYPES_CLIENT = r"""
+import ctypes as C, sys
+lib = C.CDLL(sys.argv[1])
+fl = C.POINTER(C.c_void_p)()
+assert lib.C_GetFunctionList(C.byref(fl)) == 0
+def fn(i, *args):
+    return C.CFUNCTYPE(C.c_ulong, *args)(C.cast(fl, C.POINTER(C.c_void_p))[1 + i])
+UL = C.c_ulong
+class Attr(C.Structure):
+    _fields_ = [("type", UL), ("p", C.c_void_p), ("len", UL)]
+class Mech(C.Structure):
+    _fields_ = [("m", UL), ("p", C.c_void_p), ("len", UL)]
+assert fn(0, C.c_void_p)(None) == 0
+h = UL()
+assert fn(12, UL, UL, C.c_void_p, C.c_void_p, C.POINTER(UL))(0, 6, None, None, C.byref(h)) == 0
+cls, label = UL(3), C.create_string_buffer(sys.argv[2].encode(), len(sys.argv[2]))
+t = (Attr * 2)(Attr(0, C.cast(C.byref(cls), C.c_void_p), 8), Attr(3, C.cast(label, C.c_void_p), len(sys.argv[2])))
+assert fn(26, UL, C.c_void_p, UL)(h, t, 2) == 0
+key, n = UL(), UL()
+assert fn(27, UL, C.POINTER(UL), UL, C.POINTER(UL))(h, C.byref(key), 1, C.byref(n)) == 0 and n.value == 1
+fn(28, UL)(h)
+digest = bytes.fromhex(sys.argv[3])
+for round in range(2):
+    m = Mech(0x1041, None, 0)
+    sig, sl = C.create_string_buffer(64), UL(64)
+    rv = fn(42, UL, C.POINTER(Mech), UL)(h, C.byref(m), key)
+    if rv == 0:
+        rv = fn(43, UL, C.c_char_p, UL, C.c_char_p, C.POINTER(UL))(h, digest, len(digest), sig, C.byref(sl))
+    print("%d %s" % (rv, sig.raw[:sl.value].hex() if rv == 0 else ""), flush=True)
+    if round == 0:
+        sys.stdin.readline()
+fn(1, C.c_void_p)(None)
+"""
+
+
+class VhsmObjects(unittest.TestCase):
+    """Certificates beside keys, unwrapping, derivation and a vhsmd restart under a client."""
+
+    @classmethod
+    def setUpClass(cls):
+        if shutil.which("pkcs11-tool"):
+            E.run(p11("vhsm", "--keypairgen", "--key-type", "EC:prime256v1", "--label", "site",
+                      "--id", "5a", "--usage-sign", "--usage-derive"))
+
+    def test_certificate_beside_key(self):
+        need("pkcs11-tool", "p11tool", "openssl")
+        E.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+               "-keyout", E.path("other.key"), "-subj", "/CN=site.example", "-days", "1",
+               "-outform", "DER", "-out", E.path("site.der")])
+        with open(E.path("site.der"), "rb") as f:
+            der = f.read()
+        # pkcs11-tool sends CKA_SUBJECT, CKA_ISSUER and CKA_SERIAL_NUMBER too: they must match
+        E.run(p11("vhsm", "--write-object", E.path("site.der"), "--type", "cert", "--label", "site", "--id", "5a"))
+        out = E.run(p11("vhsm", "--list-objects")).stdout.decode()
+        self.assertIn("Certificate Object", out)
+        self.assertIn("subject:    DN: CN=site.example", out)
+        # GnuTLS finds the key and the certificate by label (and both by the one ID)
+        out = E.run(["p11tool", "--provider", MODULE, "--list-all-certs", "pkcs11:token=vhsm0"]).stdout.decode()
+        self.assertIn("Label: site", out)
+        self.assertIn("ID: 5a", out)
+        out = E.run(["p11tool", "--provider", MODULE, "--list-all",
+                     "pkcs11:token=vhsm0;object=site"]).stdout.decode()
+        for kind in ("Type: X.509 Certificate", "Type: Private key", "Type: Public key"):
+            self.assertIn(kind, out)
+        pem = E.run(["p11tool", "--provider", MODULE, "--export",
+                     "pkcs11:token=vhsm0;object=site;type=cert"]).stdout
+        got = E.run(["openssl", "x509", "-outform", "DER"], input=pem).stdout
+        self.assertEqual(got, der)
+        # a token object: sealed, so it is back after vhsmd restarts
+        restart_vhsmd()
+        out = E.run(["p11tool", "--provider", MODULE, "--list-all-certs", "pkcs11:token=vhsm0"]).stdout.decode()
+        self.assertIn("Label: site", out)
+        # deleted with the token's delete
+        E.run(p11("vhsm", "--delete-object", "--type", "cert", "--label", "site"))
+        p = E.run(["p11tool", "--provider", MODULE, "--list-all-certs", "pkcs11:token=vhsm0"], check=False)
+        self.assertNotIn("Label: site", p.stdout.decode())
+        self.assertIn("Type: Private key", E.run(["p11tool", "--provider", MODULE, "--list-all",
+                                                  "pkcs11:token=vhsm0;object=site"]).stdout.decode())
+
+    def test_unwrap_with_pkcs11_tool(self):
+        need("pkcs11-tool")
+        from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        kek, secret = os.urandom(32), os.urandom(32)
+        with open(E.path("kek.bin"), "wb") as f:
+            f.write(kek)
+        E.run([VHSM, "--socket", E.sock, "import", "kek+id0c01", "--type", "aes256", "--in", E.path("kek.bin")])
+        with open(E.path("wrapped.bin"), "wb") as f:
+            f.write(aes_key_wrap_with_padding(kek, secret))  # RFC 5649, made outside the vHSM
+        # pkcs11-tool 0.23 has no name for CKM_AES_KEY_WRAP_PAD: its number
+        p = E.run(p11("vhsm", "--unwrap", "--mechanism", "0x210a", "--id", "0c01",
+                      "--input-file", E.path("wrapped.bin"), "--key-type", "AES:32", "--label", "unwrapped"))
+        self.assertIn("Key unwrapped", p.stdout.decode() + p.stderr.decode())
+        # vhsmd made a new key of the blob (audit: origin 2, provisioned)
+        E.log.flush()
+        with open(E.path("vhsmd.log")) as f:
+            made = re.findall(r"create key=(\S+) type=aes256 origin=2 persistent=1", f.read())
+        self.assertEqual(len(made), 1, made)
+        # it is the secret: what vhsmd encrypts with it, the secret decrypts
+        with open(E.path("m.txt"), "wb") as f:
+            f.write(b"unwrapped in the vHSM")
+        E.run([VHSM, "--socket", E.sock, "encrypt", made[0], "--in", E.path("m.txt"), "--out", E.path("m.enc")])
+        with open(E.path("m.enc"), "rb") as f:
+            blob = f.read()
+        self.assertEqual(AESGCM(secret).decrypt(blob[4:16], blob[16:], None), b"unwrapped in the vHSM")
+        # a tampered blob is refused
+        bad = bytearray(aes_key_wrap_with_padding(kek, secret))
+        bad[9] ^= 1
+        with open(E.path("bad.bin"), "wb") as f:
+            f.write(bad)
+        p = E.run(p11("vhsm", "--unwrap", "--mechanism", "0x210a", "--id", "0c01",
+                      "--input-file", E.path("bad.bin"), "--key-type", "AES:32"), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("CKR_WRAPPED_KEY_INVALID", p.stderr.decode() + p.stdout.decode())
+        # wrapping a vHSM key out is refused: it is not extractable
+        p = E.run(p11("vhsm", "--wrap", "--mechanism", "0x210a", "--id", "0c01",
+                      "--application-id", "0c01", "-o", E.path("out.bin")), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("CKR_KEY_UNEXTRACTABLE", p.stderr.decode() + p.stdout.decode())
+
+    def test_pkcs11_tool_derive_is_refused(self):
+        # pkcs11-tool --derive asks for an extractable, non-sensitive key and reads
+        # CKA_VALUE: the vHSM never returns a derived secret.
+        need("pkcs11-tool", "openssl")
+        E.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-out", E.path("peer.pem")])
+        E.run(["openssl", "pkey", "-in", E.path("peer.pem"), "-pubout", "-outform", "DER",
+               "-out", E.path("peer.der")])
+        p = E.run(p11("vhsm", "--derive", "-m", "ECDH1-DERIVE", "--id", "5a", "--input-file", E.path("peer.der"),
+                      "--output-file", E.path("derived.bin")), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("CKR_ATTRIBUTE_VALUE_INVALID", p.stderr.decode() + p.stdout.decode())
+        self.assertFalse(os.path.exists(E.path("derived.bin")) and os.path.getsize(E.path("derived.bin")) > 0)
+
+    def test_token_key_survives_vhsmd_restart_in_one_process(self):
+        need("pkcs11-tool")
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, utils
+        E.run(p11("vhsm", "--read-object", "--type", "pubkey", "--label", "site", "-o", E.path("site.pub")))
+        with open(E.path("site.pub"), "rb") as f:
+            pub = serialization.load_der_public_key(f.read())
+        digest = hashlib.sha256(b"signed across a restart").digest()
+        cl = subprocess.Popen(["/usr/bin/python3", "-c", CTYPES_CLIENT, MODULE, "site", digest.hex()],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=E.env, text=True)
+        try:
+            sigs = [cl.stdout.readline().split()]
+            restart_vhsmd()
+            cl.stdin.write("go\n")
+            cl.stdin.flush()
+            sigs.append(cl.stdout.readline().split())
+            cl.stdin.close()
+            self.assertEqual(cl.wait(timeout=60), 0, cl.stderr.read())
+        finally:
+            if cl.poll() is None:
+                cl.kill()
+                cl.wait()
+            cl.stdout.close()
+            cl.stderr.close()
+        for rv_sig in sigs:
+            # CKR_OK both times: the module reconnected by itself
+            self.assertEqual(rv_sig[0], "0", sigs)
+            raw = bytes.fromhex(rv_sig[1])
+            r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+            pub.verify(utils.encode_dss_signature(r, s), digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
 
 
 def main():

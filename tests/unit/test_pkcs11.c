@@ -18,19 +18,52 @@
 
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/x509.h>
 
 /* Last: p11-kit's compatibility macros rename common words. */
 #include <p11-kit/pkcs11.h>
 
 static const char *vhsmd_path, *module_path;
 static char dir[] = "/tmp/p11-unit-XXXXXX";
-static char sock[300];
+static char sock[300], ini[400];
 static pid_t daemon_pid;
 static void *lib;
 static CK_FUNCTION_LIST_PTR f;
 
 static const CK_BYTE oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+
+/* Start vhsmd with `ini` and wait for its socket. */
+static void
+spawn_daemon(void)
+{
+	int i;
+
+	daemon_pid = fork();
+	assert_true(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		execl(vhsmd_path, vhsmd_path, "--config", ini, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 500 && access(sock, F_OK) != 0; i++)
+		usleep(10000);
+	assert_int_equal(access(sock, F_OK), 0);
+}
+
+/* Stop vhsmd (its socket goes with it). */
+static void
+kill_daemon(void)
+{
+	int st = 0;
+
+	assert_int_equal(kill(daemon_pid, SIGTERM), 0);
+	assert_int_equal(waitpid(daemon_pid, &st, 0), daemon_pid);
+	daemon_pid = 0;
+	assert_int_not_equal(access(sock, F_OK), 0);
+}
 
 static int
 start_daemon(void **state)
@@ -49,21 +82,14 @@ start_daemon(void **state)
 	fprintf(fp, "{\"rules\":[{\"principal\":{\"uid\":%u},\"keys\":[\"*\"],\"operations\":[\"*\"]}]}",
 		(unsigned)getuid());
 	fclose(fp);
-	snprintf(path, sizeof(path), "%s/vhsmd.ini", dir);
-	fp = fopen(path, "w");
+	snprintf(ini, sizeof(ini), "%s/vhsmd.ini", dir);
+	fp = fopen(ini, "w");
 	assert_non_null(fp);
 	fprintf(fp, "[vhsmd]\nsocket = %s\npolicy = %s/policy.json\nstate_dir = %s/state\n"
 		    "secure_heap_size = 262144\n[sealing]\nstore = none\n", sock, dir, dir);
 	fclose(fp);
-	daemon_pid = fork();
-	assert_true(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		execl(vhsmd_path, vhsmd_path, "--config", path, (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 500 && access(sock, F_OK) != 0; i++)
-		usleep(10000);
-	assert_int_equal(access(sock, F_OK), 0);
+	spawn_daemon();
+	(void)i;
 	setenv("NITRIDE_VHSM_SOCKET", sock, 1);
 	lib = dlopen(module_path, RTLD_NOW | RTLD_LOCAL);
 	assert_non_null(lib);
@@ -557,6 +583,558 @@ test_threads(void **state)
 	assert_int_equal(f->C_CloseSession(s), CKR_OK);
 }
 
+static CK_BBOOL
+get_bool(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t)
+{
+	CK_BBOOL b = 0x55;
+	CK_ATTRIBUTE a = { t, &b, sizeof(b) };
+
+	assert_int_equal(f->C_GetAttributeValue(s, o, &a, 1), CKR_OK);
+	return b;
+}
+
+/* Usage attributes in templates become the vHSM key's usages. */
+static void
+test_usage_flags(void **state)
+{
+	CK_SESSION_HANDLE s = open_session();
+	CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+	CK_ATTRIBUTE pt[] = {
+		{ CKA_EC_PARAMS, (CK_VOID_PTR)(uintptr_t)oid_p256, sizeof(oid_p256) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_VERIFY, &yes, sizeof(yes) },
+	};
+	CK_ATTRIBUTE vt[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_SIGN, &no, sizeof(no) },
+			      { CKA_DERIVE, &yes, sizeof(yes) } };
+	CK_ATTRIBUTE vt2[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_SIGN, &no, sizeof(no) },
+			       { CKA_DERIVE, &no, sizeof(no) } };
+	CK_ATTRIBUTE pt2[] = {
+		{ CKA_EC_PARAMS, (CK_VOID_PTR)(uintptr_t)oid_p256, sizeof(oid_p256) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_VERIFY, &no, sizeof(no) },
+	};
+	CK_KEY_TYPE rsa = CKK_RSA;
+	CK_ATTRIBUTE wrongkt[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_KEY_TYPE, &rsa, sizeof(rsa) } };
+	CK_ULONG len = 32;
+	CK_ATTRIBUTE at[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_VALUE_LEN, &len, sizeof(len) },
+			      { CKA_ENCRYPT, &no, sizeof(no) } };
+	CK_ATTRIBUTE none[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_ENCRYPT, &no, sizeof(no) },
+				{ CKA_DECRYPT, &no, sizeof(no) }, { CKA_WRAP, &no, sizeof(no) },
+				{ CKA_UNWRAP, &no, sizeof(no) } };
+	CK_MECHANISM kp = { CKM_EC_KEY_PAIR_GEN, NULL, 0 }, ecdsa = { CKM_ECDSA_SHA256, NULL, 0 };
+	CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_BYTE iv[12];
+	CK_GCM_PARAMS gp = { iv, 12, 96, NULL, 0, 128 };
+	CK_MECHANISM gcm = { CKM_AES_GCM, &gp, sizeof(gp) };
+	CK_OBJECT_HANDLE pub, priv, k;
+
+	(void)state;
+	assert_int_equal(f->C_GenerateKeyPair(s, &kp, pt, 3, vt, 3, &pub, &priv), CKR_OK);
+	assert_int_equal(get_bool(s, priv, CKA_SIGN), CK_FALSE);
+	assert_int_equal(get_bool(s, priv, CKA_DERIVE), CK_TRUE);
+	assert_int_equal(get_bool(s, pub, CKA_VERIFY), CK_TRUE);
+	assert_int_equal(f->C_SignInit(s, &ecdsa, priv), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	assert_int_equal(f->C_VerifyInit(s, &ecdsa, pub), CKR_OK);
+	assert_int_equal(f->C_VerifyFinal(s, iv, 12), CKR_SIGNATURE_LEN_RANGE);
+	/* no verify: refused here too, though verification runs in the module */
+	assert_int_equal(f->C_GenerateKeyPair(s, &kp, pt2, 3, vt, 3, &pub, &priv), CKR_OK);
+	assert_int_equal(get_bool(s, pub, CKA_VERIFY), CK_FALSE);
+	assert_int_equal(f->C_VerifyInit(s, &ecdsa, pub), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	/* a key left with no usage at all, a key type the mechanism cannot make */
+	assert_int_equal(f->C_GenerateKeyPair(s, &kp, pt2, 3, vt2, 3, &pub, &priv), CKR_TEMPLATE_INCONSISTENT);
+	assert_int_equal(f->C_GenerateKeyPair(s, &kp, pt, 3, wrongkt, 2, &pub, &priv), CKR_TEMPLATE_INCONSISTENT);
+	assert_int_equal(f->C_GenerateKey(s, &gen, none, 5, &k), CKR_TEMPLATE_INCONSISTENT);
+	assert_int_equal(f->C_GenerateKey(s, &gen, wrongkt, 2, &k), CKR_TEMPLATE_INCONSISTENT);
+	/* AES without encrypt: decrypt yes, encrypt no */
+	assert_int_equal(f->C_GenerateKey(s, &gen, at, 3, &k), CKR_OK);
+	assert_int_equal(get_bool(s, k, CKA_ENCRYPT), CK_FALSE);
+	assert_int_equal(get_bool(s, k, CKA_DECRYPT), CK_TRUE);
+	assert_int_equal(f->C_EncryptInit(s, &gcm, k), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	assert_int_equal(f->C_DecryptInit(s, &gcm, k), CKR_OK);
+	assert_int_equal(f->C_CloseSession(s), CKR_OK);
+}
+
+/* CKM_AES_KEY_WRAP_PAD: C_Encrypt wraps caller bytes (RFC 5649), C_UnwrapKey
+ * makes a vHSM key of them, C_WrapKey of a vHSM key is refused. */
+static void
+test_wrap_unwrap(void **state)
+{
+	CK_SESSION_HANDLE s = open_session();
+	CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+	CK_ULONG len = 32, wl, ol;
+	CK_OBJECT_CLASS sec = CKO_SECRET_KEY, priv_cls = CKO_PRIVATE_KEY, data_cls = CKO_DATA;
+	CK_KEY_TYPE aes = CKK_AES, gen_secret = CKK_GENERIC_SECRET, des = CKK_DES3;
+	CK_ATTRIBUTE kt[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_VALUE_LEN, &len, sizeof(len) } };
+	CK_ATTRIBUTE ut[] = { { CKA_CLASS, &sec, sizeof(sec) }, { CKA_KEY_TYPE, &aes, sizeof(aes) },
+			      { CKA_TOKEN, &no, sizeof(no) }, { CKA_LABEL, "unwrapped", 9 },
+			      { CKA_ENCRYPT, &yes, sizeof(yes) } };
+	CK_ATTRIBUTE ut_ext[] = { { CKA_CLASS, &sec, sizeof(sec) }, { CKA_KEY_TYPE, &aes, sizeof(aes) },
+				  { CKA_TOKEN, &no, sizeof(no) }, { CKA_EXTRACTABLE, &yes, sizeof(yes) } };
+	CK_ATTRIBUTE ut_des[] = { { CKA_CLASS, &sec, sizeof(sec) }, { CKA_KEY_TYPE, &des, sizeof(des) } };
+	CK_ATTRIBUTE ut_data[] = { { CKA_CLASS, &data_cls, sizeof(data_cls) }, { CKA_KEY_TYPE, &aes, sizeof(aes) } };
+	CK_ATTRIBUTE ut_priv[] = { { CKA_CLASS, &priv_cls, sizeof(priv_cls) }, { CKA_KEY_TYPE, &aes, sizeof(aes) } };
+	CK_ATTRIBUTE ut_mac[] = { { CKA_CLASS, &sec, sizeof(sec) }, { CKA_KEY_TYPE, &gen_secret, sizeof(gen_secret) },
+				  { CKA_TOKEN, &no, sizeof(no) } };
+	CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 }, wp = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
+	CK_BYTE aiv[4] = { 0xa6, 0x59, 0x59, 0xa6 }, badiv[4] = { 1, 2, 3, 4 };
+	CK_MECHANISM wp_iv = { CKM_AES_KEY_WRAP_PAD, aiv, 4 }, wp_bad = { CKM_AES_KEY_WRAP_PAD, badiv, 4 };
+	CK_MECHANISM gcm_m = { CKM_AES_GCM, NULL, 0 };
+	CK_BYTE secret[32], mackey[40], wrapped[64], wrapped2[64], iv[12] = { 0 }, pt[] = "plaintext", ct[64], out[64];
+	CK_GCM_PARAMS gp = { iv, 12, 96, NULL, 0, 128 };
+	CK_MECHANISM gcm = { CKM_AES_GCM, &gp, sizeof(gp) };
+	CK_OBJECT_HANDLE kek, k, k2, pub, priv;
+	EVP_CIPHER_CTX *cx;
+	int l1 = 0, l2 = 0;
+	CK_MECHANISM_INFO mi;
+
+	(void)state;
+	(void)gcm_m;
+	assert_int_equal(f->C_GetMechanismInfo(0, CKM_AES_KEY_WRAP_PAD, &mi), CKR_OK);
+	assert_int_equal(mi.flags & (CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
+			 CKF_ENCRYPT | CKF_WRAP | CKF_UNWRAP);
+	memset(secret, 0x42, sizeof(secret));
+	memset(mackey, 0x17, sizeof(mackey));
+	assert_int_equal(f->C_GenerateKey(s, &gen, kt, 2, &kek), CKR_OK);
+	/* C_Encrypt: single-part only; 32 bytes wrap to 40 */
+	assert_int_equal(f->C_EncryptInit(s, &wp_bad, kek), CKR_MECHANISM_PARAM_INVALID);
+	assert_int_equal(f->C_EncryptInit(s, &wp_iv, kek), CKR_OK);
+	assert_int_equal(f->C_Encrypt(s, secret, 32, NULL, &wl), CKR_OK);
+	assert_int_equal(wl, 40);
+	wl = sizeof(wrapped);
+	assert_int_equal(f->C_Encrypt(s, secret, 32, wrapped, &wl), CKR_OK);
+	assert_int_equal(wl, 40);
+	assert_int_equal(f->C_EncryptInit(s, &wp, kek), CKR_OK);
+	assert_int_equal(f->C_EncryptUpdate(s, secret, 32, out, &ol), CKR_MECHANISM_INVALID);
+	assert_int_equal(f->C_DecryptInit(s, &wp, kek), CKR_MECHANISM_INVALID); /* vhsmd never returns it */
+	/* unwrap into an AES key; it encrypts what OpenSSL decrypts with the secret */
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut, 5, &k), CKR_OK);
+	assert_int_equal(get_bool(s, k, CKA_EXTRACTABLE), CK_FALSE);
+	assert_int_equal(get_bool(s, k, CKA_LOCAL), CK_FALSE);
+	assert_int_equal(f->C_EncryptInit(s, &gcm, k), CKR_OK);
+	ol = sizeof(ct);
+	assert_int_equal(f->C_Encrypt(s, pt, sizeof(pt), ct, &ol), CKR_OK);
+	cx = EVP_CIPHER_CTX_new();
+	assert_int_equal(EVP_DecryptInit_ex(cx, EVP_aes_256_gcm(), NULL, secret, iv), 1);
+	assert_int_equal(EVP_DecryptUpdate(cx, out, &l1, ct, (int)sizeof(pt)), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_SET_TAG, 16, ct + sizeof(pt)), 1);
+	assert_int_equal(EVP_DecryptFinal_ex(cx, out + l1, &l2), 1);
+	assert_memory_equal(out, pt, sizeof(pt));
+	EVP_CIPHER_CTX_free(cx);
+	/* a generic secret (HMAC key) of 40 bytes */
+	assert_int_equal(f->C_EncryptInit(s, &wp, kek), CKR_OK);
+	wl = sizeof(wrapped2);
+	assert_int_equal(f->C_Encrypt(s, mackey, sizeof(mackey), wrapped2, &wl), CKR_OK);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped2, wl, ut_mac, 3, &k2), CKR_OK);
+	{
+		CK_MECHANISM hm = { CKM_SHA256_HMAC, NULL, 0 };
+		CK_BYTE mac[32], exp[32];
+		CK_ULONG ml = sizeof(mac);
+		unsigned el = 0;
+		assert_int_equal(f->C_SignInit(s, &hm, k2), CKR_OK);
+		assert_int_equal(f->C_Sign(s, pt, sizeof(pt), mac, &ml), CKR_OK);
+		assert_non_null(HMAC(EVP_sha256(), mackey, sizeof(mackey), pt, sizeof(pt), exp, &el));
+		assert_memory_equal(mac, exp, 32);
+	}
+	/* errors, in the standard's terms */
+	wl = 40;
+	assert_int_equal(f->C_UnwrapKey(s, &wp_bad, kek, wrapped, wl, ut, 3, &k2), CKR_MECHANISM_PARAM_INVALID);
+	assert_int_equal(f->C_UnwrapKey(s, &gcm, kek, wrapped, wl, ut, 3, &k2), CKR_MECHANISM_INVALID);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, 0xdead, wrapped, wl, ut, 3, &k2), CKR_UNWRAPPING_KEY_HANDLE_INVALID);
+	gen_ec(s, "not-a-kek", &pub, &priv);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, priv, wrapped, wl, ut, 3, &k2), CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, 39, ut, 3, &k2), CKR_WRAPPED_KEY_LEN_RANGE);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, 8, ut, 3, &k2), CKR_WRAPPED_KEY_LEN_RANGE);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut, 1, &k2), CKR_TEMPLATE_INCOMPLETE);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut_ext, 4, &k2), CKR_ATTRIBUTE_VALUE_INVALID);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut_des, 2, &k2), CKR_ATTRIBUTE_VALUE_INVALID);
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut_data, 2, &k2), CKR_TEMPLATE_INCONSISTENT);
+	/* 32 bytes are not a PKCS#8 EC key */
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut_priv, 2, &k2), CKR_ATTRIBUTE_VALUE_INVALID);
+	{
+		CK_KEY_TYPE ec = CKK_EC;
+		CK_ATTRIBUTE ut_ec[] = { { CKA_CLASS, &priv_cls, sizeof(priv_cls) }, { CKA_KEY_TYPE, &ec, sizeof(ec) },
+					 { CKA_TOKEN, &no, sizeof(no) } };
+		assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut_ec, 3, &k2), CKR_WRAPPED_KEY_INVALID);
+	}
+	wrapped[5] ^= 1;
+	assert_int_equal(f->C_UnwrapKey(s, &wp, kek, wrapped, wl, ut, 3, &k2), CKR_WRAPPED_KEY_INVALID);
+	/* C_WrapKey: every vHSM key is unextractable */
+	wl = sizeof(wrapped);
+	assert_int_equal(f->C_WrapKey(s, &wp, kek, k, wrapped, &wl), CKR_KEY_UNEXTRACTABLE);
+	assert_int_equal(f->C_WrapKey(s, &wp, kek, priv, wrapped, &wl), CKR_KEY_UNEXTRACTABLE);
+	assert_int_equal(f->C_WrapKey(s, &wp, kek, pub, wrapped, &wl), CKR_KEY_NOT_WRAPPABLE);
+	assert_int_equal(f->C_WrapKey(s, &wp, kek, 0xdead, wrapped, &wl), CKR_KEY_HANDLE_INVALID);
+	assert_int_equal(f->C_WrapKey(s, &wp, priv, k, wrapped, &wl), CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(f->C_WrapKey(s, &wp, 0xdead, k, wrapped, &wl), CKR_WRAPPING_KEY_HANDLE_INVALID);
+	assert_int_equal(f->C_WrapKey(s, &gcm, kek, k, wrapped, &wl), CKR_MECHANISM_INVALID);
+	assert_int_equal(f->C_WrapKey(s, &wp, kek, k, wrapped, NULL), CKR_ARGUMENTS_BAD);
+	/* a KEK generated without CKA_UNWRAP / CKA_WRAP */
+	{
+		CK_ATTRIBUTE nu[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_UNWRAP, &no, sizeof(no) },
+				      { CKA_WRAP, &no, sizeof(no) } };
+		CK_OBJECT_HANDLE kek2;
+		assert_int_equal(f->C_GenerateKey(s, &gen, nu, 3, &kek2), CKR_OK);
+		wrapped[5] ^= 1;
+		assert_int_equal(f->C_UnwrapKey(s, &wp, kek2, wrapped, 40, ut, 3, &k2), CKR_KEY_FUNCTION_NOT_PERMITTED);
+		assert_int_equal(f->C_EncryptInit(s, &wp, kek2), CKR_KEY_FUNCTION_NOT_PERMITTED);
+		assert_int_equal(f->C_WrapKey(s, &wp, kek2, k, wrapped, &wl), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	}
+	assert_int_equal(f->C_CloseSession(s), CKR_OK);
+}
+
+/* The EC point of a public-key object, raw (04 x y). */
+static EVP_PKEY *
+ec_pub_of(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub)
+{
+	CK_BYTE pt[80];
+	CK_ATTRIBUTE a = { CKA_EC_POINT, pt, sizeof(pt) };
+	OSSL_PARAM params[3];
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *pk = NULL;
+
+	assert_int_equal(f->C_GetAttributeValue(s, pub, &a, 1), CKR_OK);
+	assert_int_equal(a.ulValueLen, 67);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)(uintptr_t)"P-256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt + 2, 65);
+	params[2] = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_PKEY_fromdata_init(pc), 1);
+	assert_int_equal(EVP_PKEY_fromdata(pc, &pk, EVP_PKEY_PUBLIC_KEY, params), 1);
+	EVP_PKEY_CTX_free(pc);
+	return pk;
+}
+
+/* CKM_ECDH1_DERIVE: the derived key stays in the vHSM; what it computes
+ * matches OpenSSL's ECDH (CKD_NULL) and X9.63 KDF. */
+static void
+test_ecdh_derive(void **state)
+{
+	CK_SESSION_HANDLE s = open_session();
+	CK_OBJECT_HANDLE pub, priv, k, pub2, priv2;
+	CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+	CK_OBJECT_CLASS sec = CKO_SECRET_KEY;
+	CK_KEY_TYPE gen_secret = CKK_GENERIC_SECRET, aes = CKK_AES;
+	CK_ULONG l48 = 48, l16 = 16;
+	CK_ATTRIBUTE dt[] = { { CKA_CLASS, &sec, sizeof(sec) }, { CKA_KEY_TYPE, &gen_secret, sizeof(gen_secret) },
+			      { CKA_TOKEN, &no, sizeof(no) }, { CKA_LABEL, "ecdh", 4 } };
+	CK_ATTRIBUTE dt_aes[] = { { CKA_KEY_TYPE, &aes, sizeof(aes) }, { CKA_TOKEN, &no, sizeof(no) } };
+	CK_ATTRIBUTE dt_48[] = { { CKA_KEY_TYPE, &gen_secret, sizeof(gen_secret) }, { CKA_VALUE_LEN, &l48, sizeof(l48) } };
+	CK_ATTRIBUTE dt_16[] = { { CKA_KEY_TYPE, &aes, sizeof(aes) }, { CKA_VALUE_LEN, &l16, sizeof(l16) } };
+	/* pkcs11-tool --derive's template: an extractable, non-sensitive key */
+	CK_ATTRIBUTE dt_ext[] = { { CKA_KEY_TYPE, &gen_secret, sizeof(gen_secret) },
+				  { CKA_SENSITIVE, &no, sizeof(no) }, { CKA_EXTRACTABLE, &yes, sizeof(yes) } };
+	EVP_PKEY *peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), *ours;
+	EVP_PKEY_CTX *pc;
+	unsigned char point[65], der_point[67], z[32], exp[32], okm[32];
+	size_t plen = 0, zl = sizeof(z);
+	CK_ECDH1_DERIVE_PARAMS ep = { CKD_NULL, 0, NULL, 65, point };
+	CK_MECHANISM dm = { CKM_ECDH1_DERIVE, &ep, sizeof(ep) };
+	CK_MECHANISM hm = { CKM_SHA256_HMAC, NULL, 0 };
+	CK_BYTE msg[] = "derived", mac[32], shared[] = "shared info";
+	CK_ULONG ml = sizeof(mac);
+	unsigned el = 0;
+	CK_MECHANISM_INFO mi;
+
+	(void)state;
+	assert_int_equal(f->C_GetMechanismInfo(0, CKM_ECDH1_DERIVE, &mi), CKR_OK);
+	assert_true(mi.flags & CKF_DERIVE);
+	gen_ec(s, "ecdh-base", &pub, &priv);
+	assert_int_equal(get_bool(s, priv, CKA_DERIVE), CK_TRUE);
+	ours = ec_pub_of(s, pub);
+	assert_int_equal(EVP_PKEY_get_octet_string_param(peer, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &plen), 1);
+	assert_int_equal(plen, 65);
+	pc = EVP_PKEY_CTX_new(peer, NULL);
+	assert_int_equal(EVP_PKEY_derive_init(pc), 1);
+	assert_int_equal(EVP_PKEY_derive_set_peer(pc, ours), 1);
+	assert_int_equal(EVP_PKEY_derive(pc, z, &zl), 1);
+	/* CKD_NULL into a generic secret: HMAC under it = HMAC under Z */
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_OK);
+	assert_int_equal(get_bool(s, k, CKA_SENSITIVE), CK_TRUE);
+	assert_int_equal(get_bool(s, k, CKA_EXTRACTABLE), CK_FALSE);
+	{
+		CK_BYTE v[64];
+		CK_ATTRIBUTE va = { CKA_VALUE, v, sizeof(v) };
+		assert_int_equal(f->C_GetAttributeValue(s, k, &va, 1), CKR_ATTRIBUTE_SENSITIVE);
+	}
+	assert_int_equal(f->C_SignInit(s, &hm, k), CKR_OK);
+	assert_int_equal(f->C_Sign(s, msg, sizeof(msg), mac, &ml), CKR_OK);
+	assert_non_null(HMAC(EVP_sha256(), z, 32, msg, sizeof(msg), exp, &el));
+	assert_memory_equal(mac, exp, 32);
+	/* the point as a DER OCTET STRING works too; CKD_SHA256_KDF = X9.63 */
+	der_point[0] = 0x04;
+	der_point[1] = 65;
+	memcpy(der_point + 2, point, 65);
+	ep.kdf = CKD_SHA256_KDF;
+	ep.pPublicData = der_point;
+	ep.ulPublicDataLen = 67;
+	ep.pSharedData = shared;
+	ep.ulSharedDataLen = sizeof(shared);
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_OK);
+	{
+		EVP_KDF *kdf = EVP_KDF_fetch(NULL, "X963KDF", NULL);
+		EVP_KDF_CTX *kc = EVP_KDF_CTX_new(kdf);
+		OSSL_PARAM params[4];
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)(uintptr_t)"SHA256", 0);
+		params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, 32);
+		params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, shared, sizeof(shared));
+		params[3] = OSSL_PARAM_construct_end();
+		assert_int_equal(EVP_KDF_derive(kc, okm, 32, params), 1);
+		EVP_KDF_CTX_free(kc);
+		EVP_KDF_free(kdf);
+	}
+	assert_int_equal(f->C_SignInit(s, &hm, k), CKR_OK);
+	ml = sizeof(mac);
+	assert_int_equal(f->C_Sign(s, msg, sizeof(msg), mac, &ml), CKR_OK);
+	assert_non_null(HMAC(EVP_sha256(), okm, 32, msg, sizeof(msg), exp, &el));
+	assert_memory_equal(mac, exp, 32);
+	/* an AES key */
+	ep.kdf = CKD_NULL;
+	ep.pSharedData = NULL;
+	ep.ulSharedDataLen = 0;
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt_aes, 2, &k), CKR_OK);
+	{
+		CK_ULONG kt = 0;
+		CK_ATTRIBUTE ka = { CKA_KEY_TYPE, &kt, sizeof(kt) };
+		assert_int_equal(f->C_GetAttributeValue(s, k, &ka, 1), CKR_OK);
+		assert_int_equal(kt, CKK_AES);
+	}
+	/* errors */
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt_ext, 3, &k), CKR_ATTRIBUTE_VALUE_INVALID);
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt_16, 2, &k), CKR_ATTRIBUTE_VALUE_INVALID);
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt_48, 2, &k), CKR_TEMPLATE_INCONSISTENT); /* 32 < 48 */
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt + 2, 1, &k), CKR_TEMPLATE_INCOMPLETE);
+	assert_int_equal(f->C_DeriveKey(s, &dm, pub, dt, 4, &k), CKR_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(f->C_DeriveKey(s, &dm, 0xdead, dt, 4, &k), CKR_KEY_HANDLE_INVALID);
+	ep.ulSharedDataLen = 3;
+	ep.pSharedData = shared;
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_MECHANISM_PARAM_INVALID); /* CKD_NULL + data */
+	ep.ulSharedDataLen = 0;
+	ep.pSharedData = NULL;
+	ep.kdf = CKD_SHA1_KDF;
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_MECHANISM_PARAM_INVALID);
+	ep.kdf = CKD_NULL;
+	ep.ulPublicDataLen = 64;
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_MECHANISM_PARAM_INVALID);
+	ep.ulPublicDataLen = 65;
+	point[64] ^= 1; /* not on the curve */
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_MECHANISM_PARAM_INVALID);
+	point[64] ^= 1;
+	dm.ulParameterLen = 4;
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_MECHANISM_PARAM_INVALID);
+	dm.ulParameterLen = sizeof(ep);
+	dm.mechanism = CKM_ECDH1_COFACTOR_DERIVE;
+	assert_int_equal(f->C_DeriveKey(s, &dm, priv, dt, 4, &k), CKR_MECHANISM_INVALID);
+	dm.mechanism = CKM_ECDH1_DERIVE;
+	/* a base key made without CKA_DERIVE */
+	{
+		CK_MECHANISM kp = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+		CK_ATTRIBUTE pt[] = { { CKA_EC_PARAMS, (CK_VOID_PTR)(uintptr_t)oid_p256, sizeof(oid_p256) },
+				      { CKA_TOKEN, &no, sizeof(no) } };
+		CK_ATTRIBUTE vt[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_DERIVE, &no, sizeof(no) } };
+		assert_int_equal(f->C_GenerateKeyPair(s, &kp, pt, 2, vt, 2, &pub2, &priv2), CKR_OK);
+		assert_int_equal(f->C_DeriveKey(s, &dm, priv2, dt, 4, &k), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	}
+	EVP_PKEY_CTX_free(pc);
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(peer);
+	assert_int_equal(f->C_CloseSession(s), CKR_OK);
+}
+
+/* A self-signed certificate (DER, OPENSSL_malloc'ed). */
+static int
+make_cert(const char *cn, long serial, uint8_t **der)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	int l;
+
+	assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), serial), 1);
+	assert_int_equal(X509_set_subject_name(x, n), 1);
+	assert_int_equal(X509_set_issuer_name(x, n), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+	assert_int_equal(X509_set_pubkey(x, pk), 1);
+	assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+	*der = NULL;
+	l = i2d_X509(x, der);
+	assert_true(l > 0);
+	X509_NAME_free(n);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return l;
+}
+
+/* Certificates beside keys: C_CreateObject, found by class, label and ID. */
+static void
+test_certificates(void **state)
+{
+	CK_SESSION_HANDLE s = open_session(), ro = 0;
+	CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+	CK_OBJECT_CLASS cc = CKO_CERTIFICATE, dc = CKO_DATA, pk = CKO_PRIVATE_KEY;
+	CK_CERTIFICATE_TYPE x509 = CKC_X_509, wtls = CKC_WTLS;
+	CK_BYTE id[] = { 0x77 }, buf[4096];
+	uint8_t *der = NULL, *subj = NULL, *ser = NULL;
+	int dl = make_cert("cert test", 4242, &der), sl, serl;
+	X509 *x;
+	const unsigned char *p = der;
+	CK_OBJECT_HANDLE h, pub, priv, found[8];
+	CK_ULONG n = 0, ctype = 0;
+
+	(void)state;
+	x = d2i_X509(NULL, &p, dl);
+	sl = i2d_X509_NAME(X509_get_subject_name(x), &subj);
+	serl = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &ser);
+	{
+		CK_ATTRIBUTE t[] = {
+			{ CKA_CLASS, &cc, sizeof(cc) }, { CKA_CERTIFICATE_TYPE, &x509, sizeof(x509) },
+			{ CKA_TOKEN, &no, sizeof(no) }, { CKA_PRIVATE, &no, sizeof(no) },
+			{ CKA_LABEL, "web", 3 }, { CKA_ID, id, sizeof(id) },
+			{ CKA_SUBJECT, subj, (CK_ULONG)sl }, { CKA_SERIAL_NUMBER, ser, (CK_ULONG)serl },
+			{ CKA_VALUE, der, (CK_ULONG)dl },
+		};
+		CK_ATTRIBUTE ft[] = { { CKA_CLASS, &cc, sizeof(cc) }, { CKA_LABEL, "web", 3 } };
+		CK_ATTRIBUTE fid[] = { { CKA_ID, id, sizeof(id) } };
+		CK_ATTRIBUTE rd[] = { { CKA_VALUE, buf, sizeof(buf) }, { CKA_CERTIFICATE_TYPE, &ctype, sizeof(ctype) } };
+		CK_ATTRIBUTE rs[] = { { CKA_SUBJECT, NULL, 0 }, { CKA_ISSUER, NULL, 0 }, { CKA_SERIAL_NUMBER, NULL, 0 },
+				      { CKA_KEY_TYPE, NULL, 0 } };
+		CK_BYTE idb[8];
+		CK_ATTRIBUTE ri[] = { { CKA_ID, idb, sizeof(idb) } };
+		CK_MECHANISM ecdsa = { CKM_ECDSA_SHA256, NULL, 0 };
+		CK_ATTRIBUTE bad[9];
+		int kinds;
+
+		assert_int_equal(f->C_CreateObject(s, t, 9, &h), CKR_OK);
+		/* found by class and label */
+		assert_int_equal(f->C_FindObjectsInit(s, ft, 2), CKR_OK);
+		assert_int_equal(f->C_FindObjects(s, found, 8, &n), CKR_OK);
+		assert_int_equal(f->C_FindObjectsFinal(s), CKR_OK);
+		assert_int_equal(n, 1);
+		assert_int_equal(found[0], h);
+		assert_int_equal(f->C_GetAttributeValue(s, h, rd, 2), CKR_OK);
+		assert_int_equal(rd[0].ulValueLen, (CK_ULONG)dl);
+		assert_memory_equal(buf, der, (size_t)dl);
+		assert_int_equal(ctype, CKC_X_509);
+		assert_int_equal(f->C_GetAttributeValue(s, h, ri, 1), CKR_OK);
+		assert_int_equal(ri[0].ulValueLen, 1);
+		assert_int_equal(idb[0], 0x77);
+		assert_int_equal(f->C_GetAttributeValue(s, h, rs, 4), CKR_ATTRIBUTE_TYPE_INVALID);
+		assert_int_equal(rs[0].ulValueLen, (CK_ULONG)sl);
+		assert_int_equal(rs[1].ulValueLen, (CK_ULONG)sl); /* self-signed */
+		assert_int_equal(rs[2].ulValueLen, (CK_ULONG)serl);
+		assert_int_equal(get_bool(s, h, CKA_TOKEN), CK_FALSE);
+		assert_int_equal(get_bool(s, h, CKA_PRIVATE), CK_FALSE);
+		/* a key pair with the same label and ID: the three share CKA_ID */
+		{
+			CK_MECHANISM kp = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+			CK_ATTRIBUTE pt[] = { { CKA_EC_PARAMS, (CK_VOID_PTR)(uintptr_t)oid_p256, sizeof(oid_p256) },
+					      { CKA_TOKEN, &no, sizeof(no) } };
+			CK_ATTRIBUTE vt[] = { { CKA_TOKEN, &no, sizeof(no) }, { CKA_LABEL, "web", 3 },
+					      { CKA_ID, id, sizeof(id) } };
+			assert_int_equal(f->C_GenerateKeyPair(s, &kp, pt, 2, vt, 3, &pub, &priv), CKR_OK);
+		}
+		assert_int_equal(f->C_FindObjectsInit(s, fid, 1), CKR_OK);
+		assert_int_equal(f->C_FindObjects(s, found, 8, &n), CKR_OK);
+		assert_int_equal(f->C_FindObjectsFinal(s), CKR_OK);
+		assert_int_equal(n, 3);
+		for (kinds = 0; n > 0; n--)
+			kinds |= found[n - 1] == h ? 1 : found[n - 1] == pub ? 2 : found[n - 1] == priv ? 4 : 8;
+		assert_int_equal(kinds, 7);
+		/* a certificate is not a key */
+		assert_int_equal(f->C_SignInit(s, &ecdsa, h), CKR_KEY_TYPE_INCONSISTENT);
+		assert_int_equal(f->C_SetAttributeValue(s, h, t + 4, 1), CKR_ACTION_PROHIBITED);
+		/* refusals */
+		memcpy(bad, t, sizeof(t));
+		bad[8].ulValueLen = (CK_ULONG)dl - 1;
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+		memcpy(bad, t, sizeof(t));
+		bad[7].ulValueLen = 1; /* another serial */
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_TEMPLATE_INCONSISTENT);
+		memcpy(bad, t, sizeof(t));
+		bad[1].pValue = &wtls;
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+		memcpy(bad, t, sizeof(t));
+		bad[0].pValue = &dc;
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+		bad[0].pValue = &pk; /* keys never come in through templates */
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+		assert_int_equal(f->C_CreateObject(s, t + 1, 8, &h), CKR_TEMPLATE_INCOMPLETE); /* no class */
+		assert_int_equal(f->C_CreateObject(s, t, 8, &h), CKR_TEMPLATE_INCOMPLETE);     /* no value */
+		memcpy(bad, t, sizeof(t));
+		bad[3].pValue = &yes;
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_ATTRIBUTE_VALUE_INVALID); /* private */
+		memcpy(bad, t, sizeof(t));
+		bad[3].type = CKA_SIGN;
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_ATTRIBUTE_TYPE_INVALID);
+		/* a token object: needs a R/W session, and (here) a sealed store */
+		memcpy(bad, t, sizeof(t));
+		bad[2].pValue = &yes;
+		assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &ro), CKR_OK);
+		assert_int_equal(f->C_CreateObject(ro, bad, 9, &h), CKR_SESSION_READ_ONLY);
+		assert_int_equal(f->C_CreateObject(s, bad, 9, &h), CKR_TEMPLATE_INCONSISTENT);
+		assert_int_equal(f->C_CloseSession(ro), CKR_OK);
+		/* destroyed: gone from searches */
+		assert_int_equal(f->C_DestroyObject(s, found[0] == h ? h : h), CKR_OK);
+		assert_int_equal(f->C_FindObjectsInit(s, ft, 2), CKR_OK);
+		assert_int_equal(f->C_FindObjects(s, found, 8, &n), CKR_OK);
+		assert_int_equal(f->C_FindObjectsFinal(s), CKR_OK);
+		assert_int_equal(n, 0);
+		assert_int_equal(f->C_GetAttributeValue(s, h, rd, 1), CKR_OBJECT_HANDLE_INVALID);
+	}
+	OPENSSL_free(subj);
+	OPENSSL_free(ser);
+	OPENSSL_free(der);
+	X509_free(x);
+	assert_int_equal(f->C_CloseSession(s), CKR_OK);
+}
+
+/* vhsmd restarts under a running application: sessions without session
+ * objects go on (the module reconnects), a session that owned session
+ * objects is closed, and while vhsmd is away calls fail cleanly. */
+static void
+test_reconnect(void **state)
+{
+	CK_SESSION_HANDLE a = open_session(), b = open_session();
+	CK_OBJECT_HANDLE pub, priv;
+	CK_MECHANISM m = { CKM_ECDSA_SHA256, NULL, 0 };
+	CK_BYTE r[16];
+	CK_ULONG n = 9;
+	CK_SESSION_INFO si;
+
+	(void)state;
+	gen_ec(b, "volatile", &pub, &priv); /* a session object of b */
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_OK);
+	kill_daemon();
+	/* away: no token present, the call fails without a crash */
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_DEVICE_REMOVED);
+	assert_int_equal(f->C_GetSlotList(CK_TRUE, NULL, &n), CKR_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_TOKEN_NOT_PRESENT);
+	/* b owned session objects, which died with vhsmd: b is closed */
+	assert_int_equal(f->C_GetSessionInfo(b, &si), CKR_SESSION_HANDLE_INVALID);
+	assert_int_equal(f->C_SignInit(b, &m, priv), CKR_SESSION_HANDLE_INVALID);
+	spawn_daemon();
+	/* back: a works on, without the application doing anything */
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_OK);
+	assert_int_equal(f->C_SignInit(a, &m, priv), CKR_KEY_HANDLE_INVALID);
+	assert_int_equal(f->C_GetSlotList(CK_TRUE, NULL, &n), CKR_OK);
+	assert_int_equal(n, 1);
+	/* restart while connected and idle: the next call reconnects by itself */
+	kill_daemon();
+	spawn_daemon();
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_OK);
+	gen_ec(a, "after", &pub, &priv);
+	kill_daemon();
+	spawn_daemon();
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_DEVICE_REMOVED); /* a owned objects now */
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_SESSION_HANDLE_INVALID);
+	assert_int_equal(f->C_CloseSession(a), CKR_SESSION_HANDLE_INVALID);
+	assert_int_equal(f->C_CloseSession(b), CKR_SESSION_HANDLE_INVALID);
+	a = open_session();
+	assert_int_equal(f->C_GenerateRandom(a, r, sizeof(r)), CKR_OK);
+	assert_int_equal(f->C_CloseSession(a), CKR_OK);
+}
+
 /* A forked child must call C_Initialize again, and then works. */
 static void
 test_fork(void **state)
@@ -605,6 +1183,11 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_random, init, fini),
 		cmocka_unit_test_setup_teardown(test_threads, init, fini),
 		cmocka_unit_test_setup_teardown(test_fork, init, fini),
+		cmocka_unit_test_setup_teardown(test_usage_flags, init, fini),
+		cmocka_unit_test_setup_teardown(test_wrap_unwrap, init, fini),
+		cmocka_unit_test_setup_teardown(test_ecdh_derive, init, fini),
+		cmocka_unit_test_setup_teardown(test_certificates, init, fini),
+		cmocka_unit_test_setup_teardown(test_reconnect, init, fini),
 	};
 
 	if (argc != 3) {

@@ -780,6 +780,9 @@ test_material_in_secure_heap(void **state)
 		uint8_t *ex = NULL;
 		size_t exl = 0, before = CRYPTO_secure_used(), after;
 
+		if (t == VHSM_KEY_CERT)
+			continue; /* public data, imported only (test_cert_object) */
+
 		assert_int_equal(vk_generate(t, &m), 0);
 		after = CRYPTO_secure_used();
 		if (after <= before)
@@ -798,6 +801,160 @@ test_material_in_secure_heap(void **state)
 	}
 }
 
+/* A self-signed certificate for key pk (DER, OPENSSL_malloc'ed). */
+static int
+make_cert(EVP_PKEY *pk, const char *cn, uint8_t **der)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	int l;
+
+	assert_non_null(x);
+	assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 4242), 1);
+	assert_int_equal(X509_set_subject_name(x, n), 1);
+	assert_int_equal(X509_set_issuer_name(x, n), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+	assert_int_equal(X509_set_pubkey(x, pk), 1);
+	assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+	*der = NULL;
+	l = i2d_X509(x, der);
+	assert_true(l > 0);
+	X509_NAME_free(n);
+	X509_free(x);
+	return l;
+}
+
+/* Certificate objects: one whole DER certificate, kept as public data. */
+static void
+test_cert_object(void **state)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	struct vk_material m = { 0 };
+	uint8_t *der = NULL, *ex = NULL, *big;
+	size_t exl = 0;
+	int l;
+
+	(void)state;
+	l = make_cert(pk, "vhsm test", &der);
+	assert_int_equal(vk_generate(VHSM_KEY_CERT, &m), VHSM_E_UNSUPPORTED);
+	assert_int_equal(vk_type_usages(VHSM_KEY_CERT), 0);
+	assert_false(vk_type_asymmetric(VHSM_KEY_CERT));
+	assert_int_equal(vk_import(VHSM_KEY_CERT, der, (size_t)l, &m), 0);
+	assert_int_equal(m.sec_len, (size_t)l);
+	assert_memory_equal(m.sec, der, (size_t)l);
+	assert_int_equal(vk_export(VHSM_KEY_CERT, &m, &ex, &exl), 0);
+	assert_int_equal(exl, (size_t)l);
+	assert_memory_equal(ex, der, exl);
+	OPENSSL_secure_clear_free(ex, exl);
+	vk_material_clear(&m);
+	/* Not a certificate, a truncated one, trailing bytes, empty, too large. */
+	assert_int_equal(vk_import(VHSM_KEY_CERT, (const uint8_t *)"hello", 5, &m), VHSM_E_ARGUMENT);
+	assert_int_equal(vk_import(VHSM_KEY_CERT, der, (size_t)l - 1, &m), VHSM_E_ARGUMENT);
+	big = calloc(1, VHSM_CERT_MAX + 1);
+	assert_non_null(big);
+	memcpy(big, der, (size_t)l);
+	assert_int_equal(vk_import(VHSM_KEY_CERT, big, (size_t)l + 1, &m), VHSM_E_ARGUMENT);
+	assert_int_equal(vk_import(VHSM_KEY_CERT, big, 0, &m), VHSM_E_ARGUMENT);
+	assert_int_equal(vk_import(VHSM_KEY_CERT, big, VHSM_CERT_MAX + 1, &m), VHSM_E_ARGUMENT);
+	assert_null(m.sec);
+	free(big);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
+}
+
+/* ECDH with each KDF, against OpenSSL's own ECDH and KDFs. */
+static void
+test_ecdh_kdfs(void **state)
+{
+	struct vk_material m = { 0 }, out = { 0 };
+	EVP_PKEY *peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	EVP_PKEY *ours;
+	EVP_PKEY_CTX *pctx;
+	unsigned char *pder = NULL, z[64], okm[48];
+	size_t zl = sizeof(z);
+	static const uint8_t shared[] = "pkcs11 shared info";
+	int pdl, i;
+
+	(void)state;
+	assert_int_equal(vk_generate(VHSM_KEY_EC_P384, &m), 0);
+	ours = ossl_pub(&m);
+	pdl = i2d_PUBKEY(peer, &pder);
+	pctx = EVP_PKEY_CTX_new(peer, NULL);
+	assert_int_equal(EVP_PKEY_derive_init(pctx), 1);
+	assert_int_equal(EVP_PKEY_derive_set_peer(pctx, ours), 1);
+	assert_int_equal(EVP_PKEY_derive(pctx, z, &zl), 1);
+	assert_int_equal(zl, 48);
+	/* NONE: the secret itself (HMAC-SHA-384: all 48 bytes), or its leading 32 (AES). */
+	assert_int_equal(vk_derive_kdf(VHSM_KEY_EC_P384, &m, pder, (size_t)pdl, VHSM_KDF_NONE, NULL, 0,
+				       VHSM_KEY_HMAC_SHA384, &out), 0);
+	assert_int_equal(out.sec_len, 48);
+	assert_memory_equal(out.sec, z, 48);
+	assert_true(CRYPTO_secure_allocated(out.sec) || !CRYPTO_secure_malloc_initialized());
+	vk_material_clear(&out);
+	assert_int_equal(vk_derive_kdf(VHSM_KEY_EC_P384, &m, pder, (size_t)pdl, VHSM_KDF_NONE, NULL, 0,
+				       VHSM_KEY_AES256, &out), 0);
+	assert_memory_equal(out.sec, z, 32);
+	vk_material_clear(&out);
+	/* NONE takes no shared info. */
+	assert_int_equal(vk_derive_kdf(VHSM_KEY_EC_P384, &m, pder, (size_t)pdl, VHSM_KDF_NONE, shared, 4,
+				       VHSM_KEY_AES256, &out), VHSM_E_ARGUMENT);
+	/* X9.63 with SHA-256/384/512 and the shared info. */
+	for (i = 0; i < 3; i++) {
+		static const char *const mds[] = { "SHA256", "SHA384", "SHA512" };
+		EVP_KDF *kdf = EVP_KDF_fetch(NULL, "X963KDF", NULL);
+		EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
+		OSSL_PARAM params[4];
+
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)(uintptr_t)mds[i], 0);
+		params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zl);
+		params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)(uintptr_t)shared,
+							      sizeof(shared) - 1);
+		params[3] = OSSL_PARAM_construct_end();
+		assert_int_equal(EVP_KDF_derive(kctx, okm, 32, params), 1);
+		assert_int_equal(vk_derive_kdf(VHSM_KEY_EC_P384, &m, pder, (size_t)pdl,
+					       VHSM_KDF_X963_SHA256 + (uint32_t)i, shared, sizeof(shared) - 1,
+					       VHSM_KEY_AES256, &out), 0);
+		assert_memory_equal(out.sec, okm, 32);
+		assert_memory_not_equal(out.sec, z, 32);
+		vk_material_clear(&out);
+		EVP_KDF_CTX_free(kctx);
+		EVP_KDF_free(kdf);
+	}
+	/* Unknown KDF; shared info over the cap. */
+	assert_int_equal(vk_derive_kdf(VHSM_KEY_EC_P384, &m, pder, (size_t)pdl, VHSM_KDF_MAX + 1, NULL, 0,
+				       VHSM_KEY_AES256, &out), VHSM_E_UNSUPPORTED);
+	{
+		uint8_t *info = calloc(1, VHSM_KDF_INFO_MAX + 1);
+
+		assert_int_equal(vk_derive_kdf(VHSM_KEY_EC_P384, &m, pder, (size_t)pdl, VHSM_KDF_X963_SHA256,
+					       info, VHSM_KDF_INFO_MAX + 1, VHSM_KEY_AES256, &out),
+				 VHSM_E_ARGUMENT);
+		free(info);
+	}
+	assert_null(out.sec);
+	vk_material_clear(&m);
+	/* NONE from P-256 (32 bytes) cannot fill an HMAC-SHA-384 key (48). */
+	{
+		EVP_PKEY *p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		unsigned char *d256 = NULL;
+		int l256 = i2d_PUBKEY(p256, &d256);
+
+		assert_int_equal(vk_generate(VHSM_KEY_EC_P256, &m), 0);
+		assert_int_equal(vk_derive_kdf(VHSM_KEY_EC_P256, &m, d256, (size_t)l256, VHSM_KDF_NONE, NULL, 0,
+					       VHSM_KEY_HMAC_SHA384, &out), VHSM_E_ARGUMENT);
+		assert_null(out.sec);
+		vk_material_clear(&m);
+		OPENSSL_free(d256);
+		EVP_PKEY_free(p256);
+	}
+	EVP_PKEY_CTX_free(pctx);
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(peer);
+	OPENSSL_free(pder);
+}
+
 int
 main(void)
 {
@@ -812,6 +969,8 @@ main(void)
 		cmocka_unit_test(test_key_wrap_rfc5649),
 		cmocka_unit_test(test_hmac_rfc4231),
 		cmocka_unit_test(test_ecdh_derive),
+		cmocka_unit_test(test_ecdh_kdfs),
+		cmocka_unit_test(test_cert_object),
 		cmocka_unit_test(test_import_export),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_type_usages),

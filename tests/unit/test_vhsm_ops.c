@@ -427,14 +427,138 @@ test_every_type_generates(void **state)
 
 		snprintf(name, sizeof(name), "app/t%u", t);
 		g[0].len = strlen(name);
-		assert_int_equal(req(&app, VHSM_OP_GENERATE, g, 2), 0);
+		/* A certificate is public data: imported, never generated. */
+		assert_int_equal(req(&app, VHSM_OP_GENERATE, g, 2), t == VHSM_KEY_CERT ? VHSM_E_UNSUPPORTED : 0);
 	}
-	assert_int_equal(d.nkeys, VHSM_KEY_TYPE_MAX);
+	assert_int_equal(d.nkeys, VHSM_KEY_TYPE_MAX - 1);
 	{
 		struct tlv g[] = { STR(VHSM_T_NAME, "app/bad"), U32(VHSM_T_KEY_TYPE, 99) };
 
 		assert_int_equal(req(&app, VHSM_OP_GENERATE, g, 2), VHSM_E_ARGUMENT);
 	}
+}
+
+/* Certificate objects: imported with the import right, read back by
+ * get_public (DATA), listed, no usages, deleted like keys. */
+static void
+test_cert_objects(void **state)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	uint8_t *der = NULL;
+	int l;
+	size_t dl;
+	const uint8_t *p;
+
+	(void)state;
+	assert_int_equal(X509_set_pubkey(x, pk), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 60));
+	assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+	l = i2d_X509(x, &der);
+	assert_true(l > 0);
+	{
+		struct tlv im[] = { STR(VHSM_T_NAME, "app/web+cert"), U32(VHSM_T_KEY_TYPE, VHSM_KEY_CERT),
+				    BYTES(VHSM_T_DATA, der, (size_t)l) };
+		struct tlv n[] = { STR(VHSM_T_NAME, "app/web+cert") };
+		struct tlv sg[] = { STR(VHSM_T_NAME, "app/web+cert"), BYTES(VHSM_T_DATA, "x", 1) };
+		struct tlv bad[] = { STR(VHSM_T_NAME, "app/junk"), U32(VHSM_T_KEY_TYPE, VHSM_KEY_CERT),
+				     BYTES(VHSM_T_DATA, "junk", 4) };
+		struct tlv use[] = { STR(VHSM_T_NAME, "app/u"), U32(VHSM_T_KEY_TYPE, VHSM_KEY_CERT),
+				     U32(VHSM_T_USAGES, VHSM_USAGE_VERIFY), BYTES(VHSM_T_DATA, der, (size_t)l) };
+		struct tlv pubim[] = { STR(VHSM_T_NAME, "pub/c"), U32(VHSM_T_KEY_TYPE, VHSM_KEY_CERT),
+				       BYTES(VHSM_T_DATA, der, (size_t)l) };
+
+		assert_int_equal(req(&app, VHSM_OP_IMPORT, im, 3), 0);
+		assert_int_equal(req(&app, VHSM_OP_GET_PUBLIC, n, 1), 0);
+		assert_int_equal(get_u32(VHSM_T_KEY_TYPE), VHSM_KEY_CERT);
+		assert_int_equal(get_u32(VHSM_T_USAGES), 0);
+		p = get(VHSM_T_DATA, &dl);
+		assert_int_equal(dl, (size_t)l);
+		assert_memory_equal(p, der, dl);
+		assert_int_not_equal(vhsm_tlv_find(rf.body, rf.body_len, VHSM_T_PUBKEY, &p, &dl), 0);
+		/* no usages at all: a cert signs nothing */
+		assert_int_equal(req(&app, VHSM_OP_SIGN, sg, 2), VHSM_E_USAGE);
+		assert_int_equal(req(&app, VHSM_OP_READ_SECRET, n, 1), VHSM_E_NOT_EXPORTABLE);
+		assert_int_equal(req(&app, VHSM_OP_IMPORT, bad, 3), VHSM_E_ARGUMENT);
+		assert_int_equal(req(&app, VHSM_OP_IMPORT, use, 4), VHSM_E_ARGUMENT);
+		/* uid 2000 holds only verify and get_public on pub/ names: it may not create one */
+		assert_int_equal(req(&other, VHSM_OP_IMPORT, pubim, 3), VHSM_E_DENIED);
+		assert_int_equal(req(&other, VHSM_OP_GET_PUBLIC, n, 1), VHSM_E_DENIED);
+		assert_int_equal(req(&app, VHSM_OP_LIST, NULL, 0), 0);
+		assert_int_equal(req(&app, VHSM_OP_DELETE, n, 1), 0);
+		assert_int_equal(req(&app, VHSM_OP_GET_PUBLIC, n, 1), VHSM_E_NOT_FOUND);
+	}
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+}
+
+/* derive's KDF TLV: the new key is the raw secret (NONE) or X9.63 of it. */
+static void
+test_derive_kdf(void **state)
+{
+	struct tlv ec[] = { STR(VHSM_T_NAME, "app/ec"), U32(VHSM_T_KEY_TYPE, VHSM_KEY_EC_P256) };
+	EVP_PKEY *peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), *ours;
+	EVP_PKEY_CTX *pc;
+	unsigned char *pder = NULL, z[32];
+	size_t zl = sizeof(z), ol;
+	const uint8_t *p;
+	int pdl = i2d_PUBKEY(peer, &pder);
+
+	(void)state;
+	assert_int_equal(req(&app, VHSM_OP_GENERATE, ec, 2), 0);
+	assert_int_equal(req(&app, VHSM_OP_GET_PUBLIC, ec, 1), 0);
+	p = get(VHSM_T_PUBKEY, &ol);
+	ours = d2i_PUBKEY(NULL, &p, (long)ol);
+	assert_non_null(ours);
+	pc = EVP_PKEY_CTX_new(peer, NULL);
+	assert_int_equal(EVP_PKEY_derive_init(pc), 1);
+	assert_int_equal(EVP_PKEY_derive_set_peer(pc, ours), 1);
+	assert_int_equal(EVP_PKEY_derive(pc, z, &zl), 1);
+	{
+		struct tlv dv[] = { STR(VHSM_T_NAME, "app/ec"), STR(VHSM_T_NEW_NAME, "app/raw"),
+				    U32(VHSM_T_KEY_TYPE, VHSM_KEY_HMAC_SHA256),
+				    BYTES(VHSM_T_PUBKEY, pder, (size_t)pdl), U32(VHSM_T_KDF, VHSM_KDF_NONE) };
+		struct tlv h[] = { STR(VHSM_T_NAME, "app/raw"), BYTES(VHSM_T_DATA, "Hi", 2) };
+		uint8_t exp[32];
+		unsigned el = 0;
+
+		/* The answer carries no key material: the new key stays inside. */
+		assert_int_equal(req(&app, VHSM_OP_DERIVE, dv, 5), 0);
+		assert_int_not_equal(vhsm_tlv_find(rf.body, rf.body_len, VHSM_T_DATA, &p, &ol), 0);
+		/* HMAC under the derived key = HMAC under the ECDH secret itself. */
+		assert_int_equal(req(&app, VHSM_OP_HMAC, h, 2), 0);
+		p = get(VHSM_T_DATA, &ol);
+		assert_non_null(HMAC(EVP_sha256(), z, 32, (const uint8_t *)"Hi", 2, exp, &el));
+		assert_int_equal(ol, 32);
+		assert_memory_equal(p, exp, 32);
+		/* Shared info only with X9.63; unknown KDFs refused; wrong-size TLV. */
+		{
+			struct tlv withinfo[] = { STR(VHSM_T_NAME, "app/ec"), STR(VHSM_T_NEW_NAME, "app/raw2"),
+						  U32(VHSM_T_KEY_TYPE, VHSM_KEY_AES256),
+						  BYTES(VHSM_T_PUBKEY, pder, (size_t)pdl),
+						  U32(VHSM_T_KDF, VHSM_KDF_NONE), BYTES(VHSM_T_DATA, "ctx", 3) };
+			assert_int_equal(req(&app, VHSM_OP_DERIVE, withinfo, 6), VHSM_E_ARGUMENT);
+			withinfo[4] = (struct tlv)U32(VHSM_T_KDF, VHSM_KDF_HKDF);
+			assert_int_equal(req(&app, VHSM_OP_DERIVE, withinfo, 6), VHSM_E_ARGUMENT);
+			withinfo[4] = (struct tlv)U32(VHSM_T_KDF, 99);
+			assert_int_equal(req(&app, VHSM_OP_DERIVE, withinfo, 5), VHSM_E_UNSUPPORTED);
+			withinfo[4] = (struct tlv)BYTES(VHSM_T_KDF, "x", 1);
+			assert_int_equal(req(&app, VHSM_OP_DERIVE, withinfo, 5), VHSM_E_ARGUMENT);
+			withinfo[4] = (struct tlv)U32(VHSM_T_KDF, VHSM_KDF_X963_SHA256);
+			assert_int_equal(req(&app, VHSM_OP_DERIVE, withinfo, 6), 0);
+			/* NONE from P-256 cannot fill a 48-byte HMAC-SHA-384 key */
+			withinfo[1] = (struct tlv)STR(VHSM_T_NEW_NAME, "app/raw3");
+			withinfo[2] = (struct tlv)U32(VHSM_T_KEY_TYPE, VHSM_KEY_HMAC_SHA384);
+			withinfo[4] = (struct tlv)U32(VHSM_T_KDF, VHSM_KDF_NONE);
+			assert_int_equal(req(&app, VHSM_OP_DERIVE, withinfo, 5), VHSM_E_ARGUMENT);
+		}
+	}
+	EVP_PKEY_CTX_free(pc);
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(peer);
+	OPENSSL_free(pder);
 }
 
 int
@@ -447,6 +571,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_attributes_enforced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrap_unwrap_derive_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_type_generates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cert_objects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_derive_kdf, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
