@@ -44,7 +44,8 @@ struct p11_session {
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_init;
-static pid_t g_pid;
+static pid_t g_pid;      /* the process that called C_Initialize */
+static pid_t g_cur_pid;  /* this process: set by C_Initialize and in fork children */
 static struct p11_slot g_slots[P11_MAX_SLOTS];
 static size_t g_nslots;
 static struct p11_session *g_sess[MAX_SESSIONS]; /* handle = index + 1 */
@@ -214,7 +215,7 @@ reset_state(int do_close)
 static CK_RV
 get_session(CK_SESSION_HANDLE h, struct p11_session **out)
 {
-	if (!g_init || g_pid != getpid())
+	if (!g_init || g_pid != g_cur_pid)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (h == 0 || h > MAX_SESSIONS || g_sess[h - 1] == NULL || g_sess[h - 1]->lost)
 		return CKR_SESSION_HANDLE_INVALID;
@@ -225,7 +226,7 @@ get_session(CK_SESSION_HANDLE h, struct p11_session **out)
 static CK_RV
 check_init(void)
 {
-	return g_init && g_pid == getpid() ? CKR_OK : CKR_CRYPTOKI_NOT_INITIALIZED;
+	return g_init && g_pid == g_cur_pid ? CKR_OK : CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
 /* Caller holds g_lock.  Connects the slot if needed; 0 if connected. */
@@ -310,7 +311,7 @@ client_lost(CK_SESSION_HANDLE h, vhsm_client *old, vhsm_client **c)
 	CK_RV rv = CKR_DEVICE_REMOVED;
 
 	pthread_mutex_lock(&g_lock);
-	if (!g_init || g_pid != getpid() || h == 0 || h > MAX_SESSIONS || (s = g_sess[h - 1]) == NULL)
+	if (!g_init || g_pid != g_cur_pid || h == 0 || h > MAX_SESSIONS || (s = g_sess[h - 1]) == NULL)
 		goto out;
 	sl = &g_slots[s->slot];
 	slot_lost(sl, old);
@@ -932,7 +933,11 @@ static CK_FUNCTION_LIST function_list;
  * the fork); glibc drops these handlers when the module is dlclose()d. */
 static void atfork_prepare(void) { pthread_mutex_lock(&g_lock); }
 static void atfork_release(void) { pthread_mutex_unlock(&g_lock); }
-static void atfork_register(void) { (void)pthread_atfork(atfork_prepare, atfork_release, atfork_release); }
+/* The child also learns that it is one: every call checks g_pid against the
+ * current pid, and reading a variable is cheaper than the getpid() system
+ * call on each operation (glibc no longer caches it). */
+static void atfork_child(void) { g_cur_pid = getpid(); pthread_mutex_unlock(&g_lock); }
+static void atfork_register(void) { (void)pthread_atfork(atfork_prepare, atfork_release, atfork_child); }
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
 static CK_RV
@@ -957,14 +962,15 @@ p11_Initialize(CK_VOID_PTR pInitArgs)
 	}
 	(void)pthread_once(&g_atfork_once, atfork_register);
 	pthread_mutex_lock(&g_lock);
-	if (g_init && g_pid == getpid()) {
+	g_cur_pid = getpid();
+	if (g_init && g_pid == g_cur_pid) {
 		rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
 		goto out;
 	}
 	if (g_init)
 		reset_state(0); /* a forked child: the parent's connections are not ours */
 	load_config();
-	g_pid = getpid();
+	g_pid = g_cur_pid;
 	g_init = 1;
 out:
 	pthread_mutex_unlock(&g_lock);
