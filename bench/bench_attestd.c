@@ -281,8 +281,18 @@ struct client {
 	size_t jobs;
 	char **bodies;
 	unsigned long ok, bad;
+	double cpu; /* CPU seconds this client used in the timed part */
 	pthread_barrier_t *start;
 };
+
+static double
+thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void
 prepare(struct client *c, CURL *h)
@@ -338,6 +348,7 @@ client_thread(void *p)
 	prepare(c, h);
 	(void)pthread_barrier_wait(c->start); /* everyone prepared */
 	(void)pthread_barrier_wait(c->start); /* clock started */
+	c->cpu = thread_cpu_s();
 	for (i = 0; i < c->jobs; i++) {
 		if (post(h, "/v1/attest", c->bodies[i], &r) == 200 && strstr(r.buf, "\"token\""))
 			c->ok++;
@@ -345,14 +356,18 @@ client_thread(void *p)
 			c->bad++;
 		free(c->bodies[i]);
 	}
+	c->cpu = thread_cpu_s() - c->cpu;
 	free(c->bodies);
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(h);
 	return NULL;
 }
 
+/* Attestations per second; *elapsed and *client_cpu (seconds) for the
+ * CPU-share figure. */
 static double
-attest_rate(unsigned clients, size_t total_jobs, unsigned long *bad)
+attest_rate(unsigned clients, size_t total_jobs, unsigned long *bad, double *elapsed,
+	    double *client_cpu)
 {
 	struct client cs[16];
 	pthread_barrier_t b;
@@ -371,12 +386,15 @@ attest_rate(unsigned clients, size_t total_jobs, unsigned long *bad)
 	t0 = now_s();
 	(void)pthread_barrier_wait(&b);
 	*bad = 0;
+	*client_cpu = 0;
 	for (i = 0; i < clients; i++) {
 		(void)pthread_join(cs[i].th, NULL);
 		ok += cs[i].ok;
 		*bad += cs[i].bad;
+		*client_cpu += cs[i].cpu;
 	}
 	el = now_s() - t0;
+	*elapsed = el;
 	(void)pthread_barrier_destroy(&b);
 	return (double)ok / el;
 }
@@ -410,7 +428,7 @@ main(int argc, char **argv)
 	token_signer *signer = NULL;
 	testca *ca = NULL;
 	testca_leaf o;
-	double raw1, rawn, rate;
+	double raw1, rawn, rate, el, ccpu, left;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned long bad;
 	size_t i, jobs;
@@ -519,11 +537,16 @@ main(int argc, char **argv)
 		jobs = (size_t)(expect * seconds);
 		if (jobs < 50u * c)
 			jobs = 50u * c;
-		rate = attest_rate(c, jobs, &bad);
+		rate = attest_rate(c, jobs, &bad, &el, &ccpu);
+		/* The clients (libcurl, TCP, JSON) run on the same cores as the
+		 * server: what is left for it is wall x cores - their CPU time. */
+		left = el * (double)cpus - ccpu;
 		(void)printf("attestd /v1/attest, %u client%s: %.0f attestations/s = %.2f of raw x %u "
-			     "core%s, %.2f of raw x all %ld cores%s\n",
+			     "core%s, %.2f of raw x all %ld cores; clients used %.2f of %ld cores, "
+			     "%.2f of raw x the CPU left to the server%s\n",
 			     c, c == 1 ? "" : "s", rate, rate / expect,
 			     c < (unsigned)cpus ? c : (unsigned)cpus, c == 1 ? "" : "s", rate / rawn, cpus,
+			     ccpu / el, cpus, left > 0 ? rate * el / (raw1 * left) : 0.0,
 			     bad ? " (FAILED REQUESTS)" : "");
 		if (bad)
 			(void)fprintf(stderr, "bench_attestd: %lu attestations failed\n", bad);
