@@ -128,9 +128,22 @@ valid_name(const char *name)
 }
 
 /* The flow; attest_only (name NULL) stops after step 3 and hands out the token. */
+/* One request of the flow, counted in *st. */
+static int
+request(const struct flow_config *cfg, const char *url, const char *bearer, const char *body,
+	struct http_response *resp, struct flow_stats *st, char *err, size_t errlen)
+{
+	int r = http_request(&cfg->http, url, bearer, body, resp, err, errlen);
+
+	st->requests += resp->attempts;
+	st->connects += resp->connects;
+	return r;
+}
+
 static enum flow_step
 flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
-	 const char *tee_pubkey_json, bool attest_only, char **jwe_out, char *err, size_t errlen)
+	 const char *tee_pubkey_json, bool attest_only, char **jwe_out, struct flow_stats *st,
+	 char *err, size_t errlen)
 {
 	struct http_response resp = { 0 };
 	uint8_t report_data[SNP_REPORT_DATA_LEN];
@@ -150,7 +163,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 
 	/* 1. A fresh, single-use nonce. */
 	(void)snprintf(url, sizeof(url), "%s/v1/challenge", cfg->attestd_url);
-	if (http_request(&cfg->http, url, NULL, "{}", &resp, herr, sizeof(herr)) != 0) {
+	if (request(cfg, url, NULL, "{}", &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_CHALLENGE, err, errlen, "attestation service unreachable: %s", herr);
 		goto out;
 	}
@@ -187,7 +200,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 
 	/* 3. Appraisal: a token, or the reason there is none. */
 	(void)snprintf(url, sizeof(url), "%s/v1/attest", cfg->attestd_url);
-	if (http_request(&cfg->http, url, NULL, body, &resp, herr, sizeof(herr)) != 0) {
+	if (request(cfg, url, NULL, body, &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_ATTEST, err, errlen, "attestation service unreachable: %s", herr);
 		goto out;
 	}
@@ -215,7 +228,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 		(void)snprintf(url, sizeof(url), "%s/v1/secrets/%s?version=%lu", cfg->provd_url, name, version);
 	else
 		(void)snprintf(url, sizeof(url), "%s/v1/secrets/%s", cfg->provd_url, name);
-	if (token == NULL || http_request(&cfg->http, url, token, NULL, &resp, herr, sizeof(herr)) != 0) {
+	if (token == NULL || request(cfg, url, token, NULL, &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_RELEASE, err, errlen, "provisioning service unreachable: %s", herr);
 		goto out;
 	}
@@ -248,14 +261,25 @@ out:
 
 enum flow_step
 flow_provision(const struct flow_config *cfg, const char *name, unsigned long version,
-	       const char *tee_pubkey_json, char **jwe_out, char *err, size_t errlen)
+	       const char *tee_pubkey_json, char **jwe_out, struct flow_stats *stats, char *err,
+	       size_t errlen)
 {
-	return flow_run(cfg, name, version, tee_pubkey_json, false, jwe_out, err, errlen);
+	struct flow_stats st = { 0 };
+	enum flow_step r = flow_run(cfg, name, version, tee_pubkey_json, false, jwe_out, &st, err, errlen);
+
+	if (stats != NULL)
+		*stats = st;
+	return r;
 }
 
 enum flow_step
 flow_attest(const struct flow_config *cfg, const char *tee_pubkey_json, char **token_out,
-	    char *err, size_t errlen)
+	    struct flow_stats *stats, char *err, size_t errlen)
 {
-	return flow_run(cfg, NULL, 0, tee_pubkey_json, true, token_out, err, errlen);
+	struct flow_stats st = { 0 };
+	enum flow_step r = flow_run(cfg, NULL, 0, tee_pubkey_json, true, token_out, &st, err, errlen);
+
+	if (stats != NULL)
+		*stats = st;
+	return r;
 }

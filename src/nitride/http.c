@@ -93,6 +93,7 @@ http_request(const struct http_opts *o, const char *url, const char *bearer,
 		struct sink s = { .cap = o->max_body };
 		char auth[8192], curl_err[CURL_ERROR_SIZE] = "";
 		curl_off_t retry_after = 0;
+		long connects = 0;
 		CURLcode rc;
 		CURL *c;
 
@@ -125,6 +126,8 @@ http_request(const struct http_opts *o, const char *url, const char *bearer,
 		(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 		rc = curl_easy_perform(c);
 		OPENSSL_cleanse(auth, sizeof(auth)); /* held a bearer token */
+		if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+			resp->connects += (unsigned)connects;
 		if (rc == CURLE_OK) {
 			(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 			(void)curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &retry_after);

@@ -25,6 +25,7 @@ struct http_response {
 	char *body;             /* malloc'ed, NUL-terminated; caller frees */
 	size_t body_len;
 	unsigned attempts;      /* how many were made */
+	unsigned connects;      /* new connections opened (each a TLS handshake over https) */
 };
 
 void http_global_init(void);

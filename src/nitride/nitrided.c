@@ -351,7 +351,7 @@ main(int argc, char **argv)
 	fc.snp_spec = c.snp;
 	fc.http = c.http;
 	fc.http.ca_bundle = c.ca_bundle;
-	step = flow_provision(&fc, name, (unsigned long)version, (const char *)tee, &jwe, err,
+	step = flow_provision(&fc, name, (unsigned long)version, (const char *)tee, &jwe, NULL, err,
 			      sizeof(err));
 	if (step != FLOW_OK) {
 		fprintf(stderr, "nitrided: key %s unavailable: %s\n", name, err);
