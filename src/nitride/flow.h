@@ -29,6 +29,7 @@ struct flow_config {
 struct flow_stats {
 	unsigned requests;  /* HTTP attempts made */
 	unsigned connects;  /* new connections among them (TLS handshakes over https) */
+	unsigned long step_us[4]; /* wall time of challenge, report, attest, release (done steps) */
 };
 
 /* Which step failed: tells the caller (and the application behind vhsmd) why. */

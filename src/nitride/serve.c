@@ -143,9 +143,10 @@ handle(const struct serve_config *sc, const struct vhsm_frame *f, struct vhsm_wb
 		vhsm_wbuf_tlv_str(w, VHSM_T_MESSAGE, err);
 		goto out;
 	}
-	fprintf(stderr, "nitrided: %s %s: done (%u requests, %u new connections)\n",
+	fprintf(stderr, "nitrided: %s %s: done (%u requests, %u new connections; "
+		"challenge %lu us, report %lu us, attest %lu us, release %lu us)\n",
 		f->type == VHSM_OP_NITRIDED_PROVISION ? "provision" : "attest", name, st.requests,
-		st.connects);
+		st.connects, st.step_us[0], st.step_us[1], st.step_us[2], st.step_us[3]);
 	vhsm_wbuf_tlv_u32(w, VHSM_T_STATUS, 0);
 	vhsm_wbuf_tlv_str(w, VHSM_T_NAME, name);
 	vhsm_wbuf_tlv_str(w, f->type == VHSM_OP_NITRIDED_PROVISION ? VHSM_T_JWE : VHSM_T_TOKEN, out);
