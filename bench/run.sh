@@ -21,5 +21,5 @@ fi
 "$exe" --seconds "${BENCH_SECONDS:-2}" "$@"
 # The other benchmarks, each with its own baseline (docs/bench.md).
 if [ $# -eq 0 ]; then
-	meson test -C "$build" --benchmark --verbose --no-rebuild measure attestd vhsm
+	meson test -C "$build" --benchmark --verbose --no-rebuild measure attestd vhsm caseb
 fi

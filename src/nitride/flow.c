@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NONCE_B64URL_LEN 43 /* 32 bytes, base64url without padding */
 
@@ -128,9 +129,41 @@ valid_name(const char *name)
 }
 
 /* The flow; attest_only (name NULL) stops after step 3 and hands out the token. */
+static unsigned long
+mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long)ts.tv_sec * 1000000ul + (unsigned long)ts.tv_nsec / 1000ul;
+}
+
+/* Close step s (0-based) of the flow in *st; *t0 becomes the next step's start. */
+static void
+step_done(struct flow_stats *st, unsigned s, unsigned long *t0)
+{
+	unsigned long t = mono_us();
+
+	st->step_us[s] = t - *t0;
+	*t0 = t;
+}
+
+/* One request of the flow, counted in *st. */
+static int
+request(const struct flow_config *cfg, const char *url, const char *bearer, const char *body,
+	struct http_response *resp, struct flow_stats *st, char *err, size_t errlen)
+{
+	int r = http_request(&cfg->http, url, bearer, body, resp, err, errlen);
+
+	st->requests += resp->attempts;
+	st->connects += resp->connects;
+	return r;
+}
+
 static enum flow_step
 flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
-	 const char *tee_pubkey_json, bool attest_only, char **jwe_out, char *err, size_t errlen)
+	 const char *tee_pubkey_json, bool attest_only, char **jwe_out, struct flow_stats *st,
+	 char *err, size_t errlen)
 {
 	struct http_response resp = { 0 };
 	uint8_t report_data[SNP_REPORT_DATA_LEN];
@@ -141,6 +174,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	json_t *jwk = NULL, *doc = NULL, *req = NULL;
 	snp_error serr = { 0 };
 	snp_guest *guest = NULL;
+	unsigned long t0;
 	enum flow_step ret;
 
 	if (!attest_only && !valid_name(name))
@@ -149,8 +183,9 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 		return FLOW_INPUT;
 
 	/* 1. A fresh, single-use nonce. */
+	t0 = mono_us();
 	(void)snprintf(url, sizeof(url), "%s/v1/challenge", cfg->attestd_url);
-	if (http_request(&cfg->http, url, NULL, "{}", &resp, herr, sizeof(herr)) != 0) {
+	if (request(cfg, url, NULL, "{}", &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_CHALLENGE, err, errlen, "attestation service unreachable: %s", herr);
 		goto out;
 	}
@@ -164,6 +199,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	json_decref(doc);
 	doc = NULL;
 	http_response_free(&resp);
+	step_done(st, 0, &t0);
 
 	/* 2. Evidence binding that nonce and the transfer key. */
 	if (nonce == NULL || binding(nonce, jwk, report_data) != 0) {
@@ -184,10 +220,11 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 		ret = fail(FLOW_REPORT, err, errlen, "out of memory");
 		goto out;
 	}
+	step_done(st, 1, &t0);
 
 	/* 3. Appraisal: a token, or the reason there is none. */
 	(void)snprintf(url, sizeof(url), "%s/v1/attest", cfg->attestd_url);
-	if (http_request(&cfg->http, url, NULL, body, &resp, herr, sizeof(herr)) != 0) {
+	if (request(cfg, url, NULL, body, &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_ATTEST, err, errlen, "attestation service unreachable: %s", herr);
 		goto out;
 	}
@@ -199,6 +236,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	}
 	token = strdup(json_string_value(json_object_get(doc, "token")));
 	http_response_free(&resp);
+	step_done(st, 2, &t0);
 	if (attest_only) {
 		if (token == NULL) {
 			ret = fail(FLOW_ATTEST, err, errlen, "out of memory");
@@ -215,7 +253,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 		(void)snprintf(url, sizeof(url), "%s/v1/secrets/%s?version=%lu", cfg->provd_url, name, version);
 	else
 		(void)snprintf(url, sizeof(url), "%s/v1/secrets/%s", cfg->provd_url, name);
-	if (token == NULL || http_request(&cfg->http, url, token, NULL, &resp, herr, sizeof(herr)) != 0) {
+	if (token == NULL || request(cfg, url, token, NULL, &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_RELEASE, err, errlen, "provisioning service unreachable: %s", herr);
 		goto out;
 	}
@@ -227,6 +265,7 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	}
 	*jwe_out = resp.body;
 	resp.body = NULL;
+	step_done(st, 3, &t0);
 	ret = FLOW_OK;
 out:
 	if (token != NULL)
@@ -248,14 +287,25 @@ out:
 
 enum flow_step
 flow_provision(const struct flow_config *cfg, const char *name, unsigned long version,
-	       const char *tee_pubkey_json, char **jwe_out, char *err, size_t errlen)
+	       const char *tee_pubkey_json, char **jwe_out, struct flow_stats *stats, char *err,
+	       size_t errlen)
 {
-	return flow_run(cfg, name, version, tee_pubkey_json, false, jwe_out, err, errlen);
+	struct flow_stats st = { 0 };
+	enum flow_step r = flow_run(cfg, name, version, tee_pubkey_json, false, jwe_out, &st, err, errlen);
+
+	if (stats != NULL)
+		*stats = st;
+	return r;
 }
 
 enum flow_step
 flow_attest(const struct flow_config *cfg, const char *tee_pubkey_json, char **token_out,
-	    char *err, size_t errlen)
+	    struct flow_stats *stats, char *err, size_t errlen)
 {
-	return flow_run(cfg, NULL, 0, tee_pubkey_json, true, token_out, err, errlen);
+	struct flow_stats st = { 0 };
+	enum flow_step r = flow_run(cfg, NULL, 0, tee_pubkey_json, true, token_out, &st, err, errlen);
+
+	if (stats != NULL)
+		*stats = st;
+	return r;
 }

@@ -25,6 +25,13 @@ struct flow_config {
 	struct http_opts http;
 };
 
+/* What a flow cost on the wire (logged per request; bench_caseb counts the handshakes). */
+struct flow_stats {
+	unsigned requests;  /* HTTP attempts made */
+	unsigned connects;  /* new connections among them (TLS handshakes over https) */
+	unsigned long step_us[4]; /* wall time of challenge, report, attest, release (done steps) */
+};
+
 /* Which step failed: tells the caller (and the application behind vhsmd) why. */
 enum flow_step {
 	FLOW_OK = 0,
@@ -40,14 +47,16 @@ enum flow_step {
  * public key `tee_pubkey_json` (an EC P-256 JWK without "d").  On success
  * returns 0 and *jwe_out (malloc'ed compact JWE; caller frees); else returns
  * the failing step and a one-line reason in err[] such as
- * "attestation rejected: check measurement failed: …".
+ * "attestation rejected: check measurement failed: …".  *stats (optional,
+ * may be NULL) gets the requests and new connections made, on every path.
  */
 __attribute__((warn_unused_result)) enum flow_step flow_provision(const struct flow_config *cfg,
 								   const char *name,
 								   unsigned long version,
 								   const char *tee_pubkey_json,
-								   char **jwe_out, char *err,
-								   size_t errlen);
+								   char **jwe_out,
+								   struct flow_stats *stats,
+								   char *err, size_t errlen);
 
 /*
  * Steps 1-3 only (a gated key's re-attestation): on success 0 and *token_out
@@ -56,8 +65,9 @@ __attribute__((warn_unused_result)) enum flow_step flow_provision(const struct f
  */
 __attribute__((warn_unused_result)) enum flow_step flow_attest(const struct flow_config *cfg,
 								const char *tee_pubkey_json,
-								char **token_out, char *err,
-								size_t errlen);
+								char **token_out,
+								struct flow_stats *stats,
+								char *err, size_t errlen);
 
 const char *flow_step_name(enum flow_step s);
 

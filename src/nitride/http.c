@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,75 @@ sink_write(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+struct http_pool {
+	pthread_mutex_t lock;
+	CURL *idle[HTTP_POOL_MAX]; /* most recently used last: its connections are the warmest */
+	size_t n;
+};
+
 void
 http_global_init(void)
 {
 	(void)curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int
+http_pool_new(http_pool **out)
+{
+	http_pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL || pthread_mutex_init(&p->lock, NULL) != 0) {
+		free(p);
+		return -1;
+	}
+	*out = p;
+	return 0;
+}
+
+void
+http_pool_free(http_pool *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n; i++)
+		curl_easy_cleanup(p->idle[i]);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* An idle handle (its options reset; connections and TLS sessions kept), or a new one. */
+static CURL *
+handle_take(http_pool *p)
+{
+	CURL *c = NULL;
+
+	if (p != NULL) {
+		pthread_mutex_lock(&p->lock);
+		if (p->n > 0)
+			c = p->idle[--p->n];
+		pthread_mutex_unlock(&p->lock);
+	}
+	return c != NULL ? c : curl_easy_init();
+}
+
+/* Back into the pool after a complete exchange; after a transport error the
+ * handle and its connections are dropped. */
+static void
+handle_give(http_pool *p, CURL *c, bool reusable)
+{
+	if (p != NULL && reusable) {
+		/* The request's options point into the caller's stack (headers, buffers). */
+		curl_easy_reset(c);
+		pthread_mutex_lock(&p->lock);
+		if (p->n < HTTP_POOL_MAX) {
+			p->idle[p->n++] = c;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	curl_easy_cleanup(c);
 }
 
 void
@@ -93,11 +159,12 @@ http_request(const struct http_opts *o, const char *url, const char *bearer,
 		struct sink s = { .cap = o->max_body };
 		char auth[8192], curl_err[CURL_ERROR_SIZE] = "";
 		curl_off_t retry_after = 0;
+		long connects = 0;
 		CURLcode rc;
 		CURL *c;
 
 		resp->attempts = attempt;
-		if ((c = curl_easy_init()) == NULL) {
+		if ((c = handle_take(o->pool)) == NULL) {
 			(void)snprintf(err, errlen, "%s: cannot start a request (out of memory)", url);
 			break;
 		}
@@ -125,6 +192,8 @@ http_request(const struct http_opts *o, const char *url, const char *bearer,
 		(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 		rc = curl_easy_perform(c);
 		OPENSSL_cleanse(auth, sizeof(auth)); /* held a bearer token */
+		if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+			resp->connects += (unsigned)connects;
 		if (rc == CURLE_OK) {
 			(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 			(void)curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &retry_after);
@@ -134,8 +203,8 @@ http_request(const struct http_opts *o, const char *url, const char *bearer,
 			(void)snprintf(err, errlen, "%s: %s", url,
 				       curl_err[0] != '\0' ? curl_err : curl_easy_strerror(rc));
 		}
+		handle_give(o->pool, c, rc == CURLE_OK);
 		curl_slist_free_all(headers);
-		curl_easy_cleanup(c);
 		free(resp->body);
 		resp->body = s.buf;
 		resp->body_len = s.len;

@@ -165,6 +165,12 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
 }
 
 /*
+ * Kept connections to attestd and provd.  It lives as long as the process:
+ * serve_run's detached workers may still be in a request when it returns.
+ */
+static http_pool *pool;
+
+/*
  * Daemon (name NULL): serve listen_socket until SIGTERM/SIGINT.  --once with
  * --vhsmd: serve it in a thread while asking vhsmd to provision `name`.
  * Returns the exit status.
@@ -189,6 +195,11 @@ serve_mode(struct config *c, const char *name)
 	fc.snp_spec = c->snp;
 	fc.http = c->http;
 	fc.http.ca_bundle = c->ca_bundle;
+	if (pool == NULL && http_pool_new(&pool) != 0) {
+		fprintf(stderr, "nitrided: out of memory\n");
+		return 2;
+	}
+	fc.http.pool = pool; /* one TLS handshake per service, not three per flow */
 	memset(&os, 0, sizeof(os));
 	os.sc.socket_path = c->listen_socket;
 	os.sc.vhsmd_uid = (uid_t)c->vhsmd_uid;
@@ -351,7 +362,7 @@ main(int argc, char **argv)
 	fc.snp_spec = c.snp;
 	fc.http = c.http;
 	fc.http.ca_bundle = c.ca_bundle;
-	step = flow_provision(&fc, name, (unsigned long)version, (const char *)tee, &jwe, err,
+	step = flow_provision(&fc, name, (unsigned long)version, (const char *)tee, &jwe, NULL, err,
 			      sizeof(err));
 	if (step != FLOW_OK) {
 		fprintf(stderr, "nitrided: key %s unavailable: %s\n", name, err);

@@ -114,6 +114,7 @@ static void
 handle(const struct serve_config *sc, const struct vhsm_frame *f, struct vhsm_wbuf *w)
 {
 	char *name = NULL, *tee = NULL, *out = NULL, err[FLOW_ERR_MAX];
+	struct flow_stats st = { 0 };
 	uint32_t version = 0;
 	enum flow_step step;
 
@@ -132,9 +133,9 @@ handle(const struct serve_config *sc, const struct vhsm_frame *f, struct vhsm_wb
 		goto out;
 	}
 	if (f->type == VHSM_OP_NITRIDED_PROVISION)
-		step = flow_provision(sc->flow, name, version, tee, &out, err, sizeof(err));
+		step = flow_provision(sc->flow, name, version, tee, &out, &st, err, sizeof(err));
 	else
-		step = flow_attest(sc->flow, tee, &out, err, sizeof(err));
+		step = flow_attest(sc->flow, tee, &out, &st, err, sizeof(err));
 	if (step != FLOW_OK) {
 		fprintf(stderr, "nitrided: %s %s refused: %s\n",
 			f->type == VHSM_OP_NITRIDED_PROVISION ? "provision" : "attest", name, err);
@@ -142,8 +143,10 @@ handle(const struct serve_config *sc, const struct vhsm_frame *f, struct vhsm_wb
 		vhsm_wbuf_tlv_str(w, VHSM_T_MESSAGE, err);
 		goto out;
 	}
-	fprintf(stderr, "nitrided: %s %s: done\n",
-		f->type == VHSM_OP_NITRIDED_PROVISION ? "provision" : "attest", name);
+	fprintf(stderr, "nitrided: %s %s: done (%u requests, %u new connections; "
+		"challenge %lu us, report %lu us, attest %lu us, release %lu us)\n",
+		f->type == VHSM_OP_NITRIDED_PROVISION ? "provision" : "attest", name, st.requests,
+		st.connects, st.step_us[0], st.step_us[1], st.step_us[2], st.step_us[3]);
 	vhsm_wbuf_tlv_u32(w, VHSM_T_STATUS, 0);
 	vhsm_wbuf_tlv_str(w, VHSM_T_NAME, name);
 	vhsm_wbuf_tlv_str(w, f->type == VHSM_OP_NITRIDED_PROVISION ? VHSM_T_JWE : VHSM_T_TOKEN, out);
