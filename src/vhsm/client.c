@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "common/rbuf.h"
+#include "vhsm/client_tls.h"
 #include "vhsm/proto.h"
 
 struct pending {
@@ -31,7 +32,8 @@ struct pending {
 };
 
 struct vhsm_client {
-	int fd;
+	int fd;              /* Unix socket; -1 over TLS */
+	struct vclient_tls *tls; /* NULL: Unix socket (read_full/write_full on fd) */
 	pthread_mutex_t mu;  /* everything below */
 	pthread_cond_t cv;
 	pthread_mutex_t wmu; /* serialises writes of whole frames */
@@ -101,6 +103,34 @@ vhsm_connect(const char *path, vhsm_client **out)
 	return VHSM_OK;
 }
 
+VHSM_API int
+vhsm_connect_tls(const char *address, const char *cert_file, const char *key_file,
+		 const char *ca_file, vhsm_client **out)
+{
+	struct vclient_tls *t = NULL;
+	vhsm_client *c = NULL;
+	int r;
+
+	last_msg[0] = 0;
+	if (out == NULL)
+		return VHSM_E_ARGUMENT;
+	if ((r = vclient_tls_open(address, cert_file, key_file, ca_file, &t, last_msg,
+				  sizeof(last_msg))) != VHSM_OK)
+		return r;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		vclient_tls_free(t);
+		return VHSM_E_NOMEM;
+	}
+	c->fd = -1;
+	c->tls = t;
+	c->next_id = 1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	*out = c;
+	return VHSM_OK;
+}
+
 VHSM_API void
 vhsm_close(vhsm_client *c)
 {
@@ -108,7 +138,10 @@ vhsm_close(vhsm_client *c)
 
 	if (c == NULL)
 		return;
-	close(c->fd);
+	if (c->tls != NULL)
+		vclient_tls_free(c->tls);
+	else
+		close(c->fd);
 	for (p = c->pend; p; p = n) {
 		n = p->next;
 		vhsm_buf_free(p->frame, p->len);
@@ -152,9 +185,22 @@ write_full(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* The transport: TLS when connected with vhsm_connect_tls, else the Unix socket. */
+static int
+conn_read_full(vhsm_client *c, uint8_t *p, size_t n)
+{
+	return c->tls != NULL ? vclient_tls_read_full(c->tls, p, n) : read_full(c->fd, p, n);
+}
+
+static int
+conn_write_full(vhsm_client *c, const uint8_t *p, size_t n)
+{
+	return c->tls != NULL ? vclient_tls_write_full(c->tls, p, n) : write_full(c->fd, p, n);
+}
+
 /* Read one whole response frame (validated).  Caller frees *buf. */
 static int
-read_frame(int fd, uint8_t **buf, size_t *len, uint32_t *id)
+read_frame(vhsm_client *c, uint8_t **buf, size_t *len, uint32_t *id)
 {
 	uint8_t hdr[VHSM_HDR_LEN], *b = NULL;
 	struct vhsm_frame f;
@@ -162,7 +208,7 @@ read_frame(int fd, uint8_t **buf, size_t *len, uint32_t *id)
 	uint32_t blen;
 	size_t used;
 
-	if (read_full(fd, hdr, sizeof(hdr)) != 0)
+	if (conn_read_full(c, hdr, sizeof(hdr)) != 0)
 		return VHSM_E_IO;
 	if (vhsm_frame_decode(hdr, sizeof(hdr), true, &f, &used) == VHSM_DEC_BAD)
 		return VHSM_E_PROTOCOL;
@@ -172,7 +218,7 @@ read_frame(int fd, uint8_t **buf, size_t *len, uint32_t *id)
 	if ((b = malloc(VHSM_HDR_LEN + (size_t)blen)) == NULL)
 		return VHSM_E_NOMEM;
 	memcpy(b, hdr, sizeof(hdr));
-	if (read_full(fd, b + VHSM_HDR_LEN, blen) != 0) {
+	if (conn_read_full(c, b + VHSM_HDR_LEN, blen) != 0) {
 		vhsm_buf_free(b, VHSM_HDR_LEN + (size_t)blen);
 		return VHSM_E_IO;
 	}
@@ -248,7 +294,7 @@ call_run(vhsm_client *c, struct call *k)
 	pthread_mutex_unlock(&c->mu);
 
 	pthread_mutex_lock(&c->wmu);
-	r = write_full(c->fd, k->w.p, k->w.len);
+	r = conn_write_full(c, k->w.p, k->w.len);
 	pthread_mutex_unlock(&c->wmu);
 
 	pthread_mutex_lock(&c->mu);
@@ -267,7 +313,7 @@ call_run(vhsm_client *c, struct call *k)
 
 			c->reading = true;
 			pthread_mutex_unlock(&c->mu);
-			r = read_frame(c->fd, &buf, &len, &id);
+			r = read_frame(c, &buf, &len, &id);
 			pthread_mutex_lock(&c->mu);
 			c->reading = false;
 			if (r != 0) {
