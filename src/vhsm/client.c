@@ -341,7 +341,10 @@ call_run(vhsm_client *c, struct call *k)
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (!me.done) {
-		set_msg("connection to vhsmd failed");
+		if (c->tls != NULL)
+			vclient_tls_reason(c->tls, last_msg, sizeof(last_msg));
+		else
+			set_msg("connection to vhsmd failed");
 		return VHSM_E_IO;
 	}
 	k->resp = me.frame;

@@ -31,6 +31,7 @@ struct vclient_tls {
 	SSL *ssl;
 	pthread_mutex_t mu; /* every SSL call; never held while waiting */
 	bool failed;
+	char why[160];      /* why it failed, for vhsm_last_message() */
 };
 
 /* ---- A socket BIO that cannot raise SIGPIPE.  OpenSSL's own socket BIO
@@ -372,8 +373,23 @@ tls_io(struct vclient_tls *t, uint8_t *rp, const uint8_t *wp, size_t n)
 		done = 0;
 		ret = rp != NULL ? SSL_read_ex(t->ssl, rp, n, &done) : SSL_write_ex(t->ssl, wp, n, &done);
 		e = ret == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, ret);
-		if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+		if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE &&
+		    !t->failed) {
+			/* With TLS 1.3 a refused client certificate shows here, at the
+			 * first read after the handshake: as the server's alert, or —
+			 * when our request reached the closed socket and it answered
+			 * with a reset, which discards the alert — as a closed
+			 * connection. */
+			const char *reason = e == SSL_ERROR_SSL
+						     ? ERR_reason_error_string(ERR_peek_last_error())
+						     : NULL;
+
+			snprintf(t->why, sizeof(t->why), "TLS: %s",
+				 reason ? reason
+					: "vhsmd closed the connection (a refused client certificate "
+					  "is named in vhsmd's log)");
 			t->failed = true;
+		}
 		ERR_clear_error();
 		pthread_mutex_unlock(&t->mu);
 		switch (e) {
@@ -388,6 +404,8 @@ tls_io(struct vclient_tls *t, uint8_t *rp, const uint8_t *wp, size_t n)
 		case SSL_ERROR_WANT_WRITE:
 			if (wait_fd(t->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, -1) != 0) {
 				pthread_mutex_lock(&t->mu);
+				if (!t->failed)
+					snprintf(t->why, sizeof(t->why), "TLS: poll: %s", strerror(errno));
 				t->failed = true;
 				pthread_mutex_unlock(&t->mu);
 				return -1;
@@ -398,6 +416,14 @@ tls_io(struct vclient_tls *t, uint8_t *rp, const uint8_t *wp, size_t n)
 		}
 	}
 	return 0;
+}
+
+void
+vclient_tls_reason(struct vclient_tls *t, char *buf, size_t cap)
+{
+	pthread_mutex_lock(&t->mu);
+	snprintf(buf, cap, "%s", t->why[0] ? t->why : "TLS: the connection failed");
+	pthread_mutex_unlock(&t->mu);
 }
 
 int

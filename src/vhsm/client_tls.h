@@ -41,6 +41,8 @@ __attribute__((warn_unused_result)) int vclient_tls_read_full(struct vclient_tls
 							      size_t n);
 __attribute__((warn_unused_result)) int vclient_tls_write_full(struct vclient_tls *t,
 							       const uint8_t *p, size_t n);
+/* Why the connection failed ("TLS: <OpenSSL's reason>") into buf. */
+void vclient_tls_reason(struct vclient_tls *t, char *buf, size_t cap);
 /* Send close_notify if it can go at once, free, close the fd; NULL-safe. */
 void vclient_tls_free(struct vclient_tls *t);
 

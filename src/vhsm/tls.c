@@ -125,15 +125,17 @@ vtls_ctx_new(const struct vtls_config *c, SSL_CTX **out, char *err, size_t errle
 			 vtls_error("cannot be read", why, sizeof(why)));
 		goto out;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->private_key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(err, errlen, "[tls] private_key %s: %s", c->private_key,
-			 vtls_error("cannot be read", why, sizeof(why)));
-		goto out;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ERR_clear_error();
-		snprintf(err, errlen, "[tls] private_key %s does not belong to certificate %s",
-			 c->private_key, c->certificate);
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->private_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		if (ERR_peek_error() == 0 ||
+		    ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			snprintf(err, errlen, "[tls] private_key %s does not belong to certificate %s",
+				 c->private_key, c->certificate);
+		} else {
+			snprintf(err, errlen, "[tls] private_key %s: %s", c->private_key,
+				 vtls_error("cannot be read", why, sizeof(why)));
+		}
 		goto out;
 	}
 	if (SSL_CTX_load_verify_locations(ctx, c->client_ca, NULL) != 1 ||
