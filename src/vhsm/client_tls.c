@@ -208,15 +208,17 @@ make_ctx(struct vclient_tls *t, const char *cert_file, const char *key_file, con
 			 ssl_reason("cannot be read", why, sizeof(why)));
 		return VHSM_E_ARGUMENT;
 	}
-	if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		snprintf(msg, msglen, "client key %s: %s", key_file,
-			 ssl_reason("cannot be read", why, sizeof(why)));
-		return VHSM_E_ARGUMENT;
-	}
-	if (SSL_CTX_check_private_key(t->ctx) != 1) {
-		ERR_clear_error();
-		snprintf(msg, msglen, "client key %s does not belong to certificate %s", key_file,
-			 cert_file);
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(t->ctx) != 1) {
+		if (ERR_peek_error() == 0 ||
+		    ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			snprintf(msg, msglen, "client key %s does not belong to certificate %s",
+				 key_file, cert_file);
+		} else {
+			snprintf(msg, msglen, "client key %s: %s", key_file,
+				 ssl_reason("cannot be read", why, sizeof(why)));
+		}
 		return VHSM_E_ARGUMENT;
 	}
 	if (SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1) {

@@ -971,8 +971,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((lfd = listen_unix(c)) < 0)
-		goto out;
+	/* TLS first: whoever sees the Unix socket can count on the TLS listener. */
 	if (c->tls.listen[0]) {
 		/* After harden(): the server key's private parts may go to the secure heap. */
 		if (vtls_ctx_new(&c->tls, &tl.ctx, err, sizeof(err)) != 0 ||
@@ -985,6 +984,8 @@ main(int argc, char **argv)
 		vhsmd_log("info", "TLS listener on %s (client certificates from %s)", c->tls.listen,
 			  c->tls.client_ca);
 	}
+	if ((lfd = listen_unix(c)) < 0)
+		goto out;
 	vhsmd_log("info", "ready: socket %s pid %d secure_heap %s", c->socket, (int)getpid(),
 		  CRYPTO_secure_malloc_initialized() ? "on" : "off");
 	sd_notify_msg("READY=1");
