@@ -118,6 +118,9 @@ class Env:
         # Signed by a CA vhsmd does not take client certificates from:
         p.leaf("foreign", "/O=Example, Inc./CN=app", "strangerca", CLIENT_EXT)
         p.leaf("servercasigned", "/O=Example, Inc./CN=app", "serverca", CLIENT_EXT)
+        # From the right CA but for servers only (extendedKeyUsage serverAuth):
+        p.leaf("serveronly", "/O=Example, Inc./CN=app", "clientca",
+               CLIENT_EXT.replace("clientAuth", "serverAuth"))
         self.sock = os.path.join(self.dir, "vhsmd.sock")
         self.policy = os.path.join(self.dir, "policy.json")
         self.config = os.path.join(self.dir, "vhsmd.ini")
@@ -342,7 +345,7 @@ class TlsTest(unittest.TestCase):
 
     def test_certificate_from_another_ca_refused_at_handshake(self):
         e = self.env
-        for cert in ("foreign", "servercasigned"):  # same subject as the allowed one
+        for cert in ("foreign", "servercasigned", "serveronly"):  # same subject as the allowed one
             p = e.tls_cli(cert, "ping")
             self.assertEqual(p.returncode, 2, p.stderr)
             # the server's alert ("unknown ca"), unless a reset overtook it
@@ -355,7 +358,8 @@ class TlsTest(unittest.TestCase):
                         raise ConnectionResetError("closed")
         refused = [ln for ln in e.log().splitlines() if "TLS handshake with 127.0.0.1:" in ln]
         self.assertTrue(any("unable to get local issuer certificate" in ln for ln in refused), refused)
-        for cert in ("foreign", "servercasigned"):  # never admitted as a caller
+        self.assertTrue(any("unsuitable certificate purpose" in ln for ln in refused), refused)
+        for cert in ("foreign", "servercasigned", "serveronly"):  # never admitted as a caller
             self.assertNotIn(e.pki.sha256(cert), e.log())
         self.assert_ping()
 
