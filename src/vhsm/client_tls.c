@@ -234,7 +234,7 @@ make_ctx(struct vclient_tls *t, const char *cert_file, const char *key_file, con
 
 /* The SSL object over fd, checking the server's name or IP against host. */
 static int
-make_ssl(struct vclient_tls *t, const char *host, char *msg, size_t msglen)
+make_ssl(struct vclient_tls *t, char *host, char *msg, size_t msglen)
 {
 	BIO *bio = NULL;
 
