@@ -1,7 +1,7 @@
 #!/bin/sh
 # libvhsm-pkcs11 against SoftHSM2 with ../shared/tools/p11bench, in the same run.
 #   bench/run_p11bench.sh BUILD_DIR
-# ITERS (per thread, default 20000), THREADS (default 1,2), TESTS (default
+# ITERS (per thread, default 20000), THREADS (default 1,2,8), TESTS (default
 # ecdsa-p256-sign,aes-256-gcm-encrypt-4k,aes-256-gcm-decrypt-4k).
 # Starts a volatile vhsmd (keys are session objects, as p11bench makes them)
 # and a throw-away SoftHSM2 token, runs both, prints p11bench's lines and one
@@ -18,7 +18,7 @@ src=${P11BENCH_SRC:-$(cd "$root/.." && pwd)/shared/tools/p11bench}
 softhsm=${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 module=$build/src/pkcs11/libvhsm-pkcs11.so
 ITERS=${ITERS:-20000}
-THREADS=${THREADS:-1,2}
+THREADS=${THREADS:-1,2,8}
 TESTS=${TESTS:-ecdsa-p256-sign,aes-256-gcm-encrypt-4k,aes-256-gcm-decrypt-4k}
 for f in "$module" "$build/bin/vhsmd" "$softhsm" "$src/p11bench.c"; do
 	[ -e "$f" ] || { echo "$0: missing $f" >&2; exit 2; }

@@ -167,6 +167,18 @@ VHSM_API vhsm_key_type vhsm_key_type_from_name(const char *s);
 
 /* Connect to vhsmd's Unix socket (NULL: $VHSM_SOCKET, else VHSM_DEFAULT_SOCKET). */
 VHSM_API VHSM_MUST_CHECK int vhsm_connect(const char *socket_path, vhsm_client **out);
+/* Connect to vhsmd's TLS listener (docs/vhsm.md, "TLS listener") at
+ * `address` — "HOST:PORT" or "[IPV6]:PORT", HOST a DNS name or an IP literal —
+ * presenting the client certificate chain `cert_file` and its private key
+ * `key_file` (PEM; the certificate is what the policy knows the caller by).
+ * The server's certificate must chain to a CA in `ca_file` (PEM) and name
+ * HOST (a DNS or IP subjectAltName).  TLS 1.2 or newer; connecting and the
+ * handshake are bounded (30 s).  Every argument is required.  The client is
+ * then used, shared between threads and closed exactly like one from
+ * vhsm_connect. */
+VHSM_API VHSM_MUST_CHECK int vhsm_connect_tls(const char *address, const char *cert_file,
+					      const char *key_file, const char *ca_file,
+					      vhsm_client **out);
 /* Close and free; NULL-safe.  No other thread may be using the client. */
 VHSM_API void vhsm_close(vhsm_client *c);
 /* The daemon's message for the calling thread's last failed request ("" if none). */

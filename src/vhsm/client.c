@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "common/rbuf.h"
+#include "vhsm/client_tls.h"
 #include "vhsm/proto.h"
 
 struct pending {
@@ -35,7 +36,8 @@ struct pending {
  * on it at once (the protocol matches answers by id): whichever waiting
  * thread holds `reading` reads the next answer and hands it to its owner. */
 struct lane {
-	int fd;
+	int fd;              /* Unix socket; -1 over TLS */
+	struct vclient_tls *tls; /* NULL: the Unix socket */
 	pthread_mutex_t mu;  /* everything below */
 	pthread_cond_t cv;
 	pthread_mutex_t wmu; /* serialises writes of whole frames */
@@ -60,6 +62,7 @@ struct vhsm_client {
 	pthread_mutex_t mu;  /* lanes, nlanes, next_id, broken */
 	struct lane *lanes[LANES_MAX];
 	size_t nlanes;
+	size_t lanes_max;    /* LANES_MAX; 1 over TLS (one handshake, one principal) */
 	uint32_t next_id;
 	bool broken;         /* a connection failed; every call fails */
 	uint64_t spin_ns;    /* busy-wait budget for an answer, see recv_spin */
@@ -115,7 +118,9 @@ lane_free(struct lane *l)
 
 	if (l == NULL)
 		return;
-	if (l->fd >= 0)
+	if (l->tls != NULL)
+		vclient_tls_free(l->tls);
+	else if (l->fd >= 0)
 		close(l->fd);
 	OPENSSL_cleanse(l->ra, sizeof(l->ra));
 	for (p = l->pend; p; p = n) {
@@ -178,8 +183,44 @@ vhsm_connect(const char *path, vhsm_client **out)
 		return VHSM_E_IO;
 	}
 	c->nlanes = 1;
+	c->lanes_max = LANES_MAX;
 	c->next_id = 1;
 	c->spin_ns = spin_budget_ns();
+	pthread_mutex_init(&c->mu, NULL);
+	*out = c;
+	return VHSM_OK;
+}
+
+VHSM_API int
+vhsm_connect_tls(const char *address, const char *cert_file, const char *key_file,
+		 const char *ca_file, vhsm_client **out)
+{
+	struct vclient_tls *t = NULL;
+	vhsm_client *c = NULL;
+	struct lane *l = NULL;
+	int r;
+
+	last_msg[0] = 0;
+	if (out == NULL)
+		return VHSM_E_ARGUMENT;
+	if ((r = vclient_tls_open(address, cert_file, key_file, ca_file, &t, last_msg,
+				  sizeof(last_msg))) != VHSM_OK)
+		return r;
+	if ((c = calloc(1, sizeof(*c))) == NULL || (l = calloc(1, sizeof(*l))) == NULL) {
+		free(c);
+		vclient_tls_free(t);
+		return VHSM_E_NOMEM;
+	}
+	l->fd = -1;
+	l->tls = t;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->wmu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	c->lanes[0] = l;
+	c->nlanes = 1;
+	c->lanes_max = 1;
+	c->next_id = 1;
+	c->spin_ns = 0; /* client_tls waits in poll() */
 	pthread_mutex_init(&c->mu, NULL);
 	*out = c;
 	return VHSM_OK;
@@ -282,6 +323,8 @@ recv_spin(int fd, uint8_t *p, size_t n, uint64_t spin_ns)
 static int
 read_full(struct lane *l, uint8_t *p, size_t n, uint64_t spin_ns)
 {
+	if (l->tls != NULL)
+		return vclient_tls_read_full(l->tls, p, n);
 	while (n > 0) {
 		size_t k = l->ra_len - l->ra_off;
 		ssize_t r;
@@ -414,7 +457,7 @@ lane_take(vhsm_client *c)
 	for (i = 0; i < c->nlanes; i++)
 		if (best == NULL || c->lanes[i]->inflight < best->inflight)
 			best = c->lanes[i];
-	if (best->inflight > 0 && c->nlanes < LANES_MAX && (l = lane_open(&c->sa)) != NULL) {
+	if (best->inflight > 0 && c->nlanes < c->lanes_max && (l = lane_open(&c->sa)) != NULL) {
 		c->lanes[c->nlanes++] = l;
 		best = l;
 	}
@@ -451,7 +494,10 @@ lane_call(struct lane *l, uint64_t spin_ns, uint32_t id, const uint8_t *req, siz
 	pthread_mutex_unlock(&l->mu);
 
 	pthread_mutex_lock(&l->wmu);
-	r = write_full(l->fd, req, req_len);
+	if (l->tls != NULL)
+		r = vclient_tls_write_full(l->tls, req, req_len);
+	else
+		r = write_full(l->fd, req, req_len);
 	pthread_mutex_unlock(&l->wmu);
 
 	pthread_mutex_lock(&l->mu);
@@ -490,7 +536,8 @@ lane_call(struct lane *l, uint64_t spin_ns, uint32_t id, const uint8_t *req, siz
 	}
 	if (broken) {
 		/* Nobody can trust this stream any more: wake every waiter. */
-		shutdown(l->fd, SHUT_RDWR);
+		if (l->tls == NULL)
+			shutdown(l->fd, SHUT_RDWR);
 		pthread_cond_broadcast(&l->cv);
 	}
 	for (pp = &l->pend; *pp; pp = &(*pp)->next) {
@@ -531,11 +578,15 @@ call_run(vhsm_client *c, struct call *k)
 	__atomic_add_fetch(&waiting, 1, __ATOMIC_RELAXED);
 	r = lane_call(l, c->spin_ns, k->id, k->w.p, k->w.len, &k->resp, &k->resp_len);
 	__atomic_sub_fetch(&waiting, 1, __ATOMIC_RELAXED);
-	lane_give(c, l, r != VHSM_OK);
 	if (r != VHSM_OK) {
-		set_msg("connection to vhsmd failed");
-		return VHSM_E_IO;
+		if (l->tls != NULL)
+			vclient_tls_reason(l->tls, last_msg, sizeof(last_msg));
+		else
+			set_msg("connection to vhsmd failed");
 	}
+	lane_give(c, l, r != VHSM_OK);
+	if (r != VHSM_OK)
+		return VHSM_E_IO;
 	if (vhsm_frame_decode(k->resp, k->resp_len, true, &k->f, &used) != 0 ||
 	    k->f.type != (VHSM_RESPONSE | k->op) ||
 	    vhsm_tlv_u32(k->f.body, k->f.body_len, VHSM_T_STATUS, &status) != 0) {

@@ -14,6 +14,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/hex.h"
+
 /* The request being served. */
 struct req {
 	struct vhsmd *d;
@@ -57,8 +59,17 @@ log_safe(bool have, const char *s, char *buf, size_t cap)
 static int
 deny(struct req *q, const char *name)
 {
-	char exe[256], cg[256];
+	char exe[256], cg[256], wb[VHSMD_PEER_TEXT_MAX], fp[65];
 
+	if (q->who->tls) {
+		/* A TLS caller is its certificate; it has no uid, process or cgroup. */
+		vhsmd_log("audit", "deny op=%s key=%s %s", vhsm_op_name(q->op), name ? name : "-",
+			  vhsmd_peer_describe(q->who, wb, sizeof(wb)));
+		hex_encode(q->who->tls_sha256, sizeof(q->who->tls_sha256), fp);
+		return fail(q, VHSM_E_DENIED,
+			    "%s on '%s' is not permitted for this caller (TLS certificate sha256 %s)",
+			    vhsm_op_name(q->op), name ? name : "-", fp);
+	}
 	vhsmd_log("audit", "deny op=%s key=%s uid=%u gid=%u pid=%d exe=%s cgroup=%s",
 		  vhsm_op_name(q->op), name ? name : "-", (unsigned)q->who->uid,
 		  (unsigned)q->who->gid, (int)q->who->pid,
@@ -354,6 +365,7 @@ static int
 install(struct req *q, const char *name, const struct spec *s, uint32_t origin,
 	struct vk_material *m)
 {
+	char wb[VHSMD_PEER_TEXT_MAX];
 	struct vkey *k = NULL;
 	int r;
 
@@ -396,9 +408,9 @@ install(struct req *q, const char *name, const struct spec *s, uint32_t origin,
 		r = fail(q, r, "cannot add key");
 		goto out;
 	}
-	vhsmd_log("audit", "create key=%s type=%s origin=%u persistent=%d uid=%u pid=%d", k->name,
+	vhsmd_log("audit", "create key=%s type=%s origin=%u persistent=%d %s", k->name,
 		  vhsm_key_type_name(k->type), origin, (k->flags & VHSM_FLAG_PERSISTENT) != 0,
-		  (unsigned)q->who->uid, (int)q->who->pid);
+		  vhsmd_peer_describe(q->who, wb, sizeof(wb)));
 	k = NULL;
 	r = 0;
 out:
@@ -564,7 +576,7 @@ op_import(struct req *q)
 static int
 op_delete(struct req *q)
 {
-	char name[VHSM_NAME_MAX + 1];
+	char name[VHSM_NAME_MAX + 1], wb[VHSMD_PEER_TEXT_MAX];
 	struct vkey *k;
 	int r;
 
@@ -578,8 +590,7 @@ op_delete(struct req *q)
 		}
 	}
 	key_remove(q->d, name);
-	vhsmd_log("audit", "delete key=%s uid=%u pid=%d", name, (unsigned)q->who->uid,
-		  (int)q->who->pid);
+	vhsmd_log("audit", "delete key=%s %s", name, vhsmd_peer_describe(q->who, wb, sizeof(wb)));
 	return 0;
 }
 
@@ -843,7 +854,7 @@ op_random(struct req *q)
 static int
 op_rotate(struct req *q)
 {
-	char name[VHSM_NAME_MAX + 1];
+	char name[VHSM_NAME_MAX + 1], wb[VHSMD_PEER_TEXT_MAX];
 	struct vkey *k;
 	struct vkver *nv, *cur;
 	struct vk_material m = { 0 };
@@ -877,8 +888,8 @@ op_rotate(struct req *q)
 		}
 	}
 	k->nv++;
-	vhsmd_log("audit", "rotate key=%s version=%u uid=%u pid=%d", name, cur->version,
-		  (unsigned)q->who->uid, (int)q->who->pid);
+	vhsmd_log("audit", "rotate key=%s version=%u %s", name, cur->version,
+		  vhsmd_peer_describe(q->who, wb, sizeof(wb)));
 	vhsm_wbuf_tlv_u32(q->w, VHSM_T_VERSION, cur->version);
 	return 0;
 }
@@ -926,7 +937,7 @@ op_retire(struct req *q)
 static int
 op_read_secret(struct req *q)
 {
-	char name[VHSM_NAME_MAX + 1];
+	char name[VHSM_NAME_MAX + 1], wb[VHSMD_PEER_TEXT_MAX];
 	struct vkey *k;
 	struct vkver *v;
 	int r;
@@ -944,7 +955,7 @@ op_read_secret(struct req *q)
 	v = key_current(k);
 	vhsm_wbuf_tlv(q->w, VHSM_T_DATA, v->m.sec, v->m.sec_len);
 	vhsm_wbuf_tlv_u32(q->w, VHSM_T_VERSION, v->version);
-	vhsmd_log("audit", "read key=%s uid=%u pid=%d", name, (unsigned)q->who->uid, (int)q->who->pid);
+	vhsmd_log("audit", "read key=%s %s", name, vhsmd_peer_describe(q->who, wb, sizeof(wb)));
 	return 0;
 }
 
@@ -1000,6 +1011,7 @@ int
 vhsmd_handle(struct vhsmd *d, const struct vhsm_principal *who, const struct vhsm_frame *f,
 	     struct vhsm_wbuf *resp)
 {
+	char wb[VHSMD_PEER_TEXT_MAX];
 	struct vhsm_wbuf w;
 	struct req q;
 	size_t start = resp->len;
@@ -1022,8 +1034,8 @@ vhsmd_handle(struct vhsmd *d, const struct vhsm_principal *who, const struct vhs
 		return VHSMD_HOLD;
 	}
 	if (status == 0 && d->log_allowed && f->type != VHSM_OP_PING)
-		vhsmd_log("audit", "allow op=%s uid=%u pid=%d", vhsm_op_name(f->type),
-			  (unsigned)who->uid, (int)who->pid);
+		vhsmd_log("audit", "allow op=%s %s", vhsm_op_name(f->type),
+			  vhsmd_peer_describe(who, wb, sizeof(wb)));
 	if (status == 0 && vhsm_wbuf_finish(&w) != 0) {
 		status = VHSM_E_TOO_LARGE;
 		snprintf(d->msg, sizeof(d->msg), "the answer exceeds the protocol's size cap");

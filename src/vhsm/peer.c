@@ -24,6 +24,8 @@
 
 #include <openssl/evp.h>
 
+#include "common/hex.h"
+
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
@@ -207,4 +209,25 @@ out:
 	if (r != 0)
 		memset(who, 0, sizeof(*who));
 	return r;
+}
+
+const char *
+vhsmd_peer_describe(const struct vhsm_principal *who, char *buf, size_t cap)
+{
+	char fp[65], subj[VHSM_TLS_SUBJECT_MAX];
+	size_t i;
+
+	if (!who->tls) {
+		snprintf(buf, cap, "uid=%u pid=%d", (unsigned)who->uid, (int)who->pid);
+		return buf;
+	}
+	/* vtls_principal's text is escaped ASCII already; stay safe regardless. */
+	for (i = 0; who->tls_subject[i] && i + 1 < sizeof(subj); i++)
+		subj[i] = (who->tls_subject[i] >= 0x20 && who->tls_subject[i] < 0x7f)
+				  ? who->tls_subject[i]
+				  : '?';
+	subj[i] = 0;
+	hex_encode(who->tls_sha256, sizeof(who->tls_sha256), fp);
+	snprintf(buf, cap, "tls_sha256=%s tls_subject=\"%s\"", fp, subj);
+	return buf;
 }

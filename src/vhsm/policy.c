@@ -26,6 +26,10 @@ struct rule {
 	bool has_sha;
 	uint8_t sha[32];
 	char *cgroup;        /* fnmatch pattern or NULL */
+	bool tls;            /* a TLS rule: matches only TLS callers, on the fields below */
+	char *tls_subject;   /* exact RFC 2253 subject, or NULL */
+	bool has_tls_sha;
+	uint8_t tls_sha[32]; /* client certificate fingerprint */
 	char **keys;
 	size_t nkeys;
 	uint32_t ops;        /* bit per op */
@@ -86,6 +90,7 @@ rule_clear(struct rule *r)
 
 	free(r->exe);
 	free(r->cgroup);
+	free(r->tls_subject);
 	for (i = 0; i < r->nkeys; i++)
 		free(r->keys[i]);
 	free(r->keys);
@@ -137,6 +142,31 @@ get_id(json_t *v, bool user, uint32_t *id)
 		return 0;
 	}
 	return -1;
+}
+
+/* A SHA-256 fingerprint: 64 hex digits, or 32 colon-separated pairs as
+ * `openssl x509 -fingerprint -sha256` prints them; either case. */
+static int
+parse_fingerprint(const char *s, uint8_t out[static 32])
+{
+	char hex[65];
+	size_t i, n = 0;
+
+	if (strlen(s) == 95) {
+		for (i = 0; i < 95; i++) {
+			if (i % 3 == 2) {
+				if (s[i] != ':')
+					return -1;
+				continue;
+			}
+			hex[n++] = s[i];
+		}
+		hex[n] = 0;
+		s = hex;
+	}
+	if (strlen(s) != 64)
+		return -1;
+	return hex_decode(s, out, 32);
 }
 
 static int
@@ -199,13 +229,38 @@ parse_rule(json_t *jr, size_t idx, struct rule *r, bool *needs_hash, char *err, 
 			   json_string_value(v)[0] == '/') {
 			if ((r->cgroup = strdup(json_string_value(v))) == NULL)
 				goto nomem;
+		} else if (strcmp(k, "tls_subject") == 0 && json_is_string(v) &&
+			   json_string_length(v) > 0 && json_string_length(v) < VHSM_TLS_SUBJECT_MAX &&
+			   strlen(json_string_value(v)) == json_string_length(v)) {
+			if ((r->tls_subject = strdup(json_string_value(v))) == NULL)
+				goto nomem;
+			r->tls = true;
+		} else if (strcmp(k, "tls_sha256") == 0 && json_is_string(v)) {
+			if (parse_fingerprint(json_string_value(v), r->tls_sha) != 0) {
+				snprintf(err, errlen,
+					 "rules[%zu].principal.tls_sha256: expected 64 hex digits "
+					 "(colons between pairs allowed)", idx);
+				return -1;
+			}
+			r->has_tls_sha = true;
+			r->tls = true;
 		} else {
 			snprintf(err, errlen,
 				 "rules[%zu].principal.%s: unknown field or bad value (uid, user, gid, "
-				 "group, exe (absolute), exe_sha256, cgroup (absolute))",
+				 "group, exe (absolute), exe_sha256, cgroup (absolute), tls_subject, "
+				 "tls_sha256)",
 				 idx, k);
 			return -1;
 		}
+	}
+	/* A TLS caller has no uid, process or cgroup: a rule asking for both
+	 * could never match, and is most likely a mistake. */
+	if (r->tls && (!r->any_uid || !r->any_gid || r->exe || r->has_sha || r->cgroup)) {
+		snprintf(err, errlen,
+			 "rules[%zu].principal: tls_subject/tls_sha256 cannot be combined with uid, "
+			 "user, gid, group, exe, exe_sha256 or cgroup (a TLS caller has none of those)",
+			 idx);
+		return -1;
 	}
 	if (!json_is_array(keys) || json_array_size(keys) == 0) {
 		snprintf(err, errlen, "rules[%zu]: 'keys' must be a non-empty array of names or patterns", idx);
@@ -325,6 +380,17 @@ vhsm_policy_load(const char *path, struct vhsm_policy **out, char *err, size_t e
 static bool
 principal_matches(const struct rule *r, const struct vhsm_principal *who)
 {
+	/* Fail closed across transports: a local rule (even one with no field,
+	 * which grants every local caller) is not a grant to the network. */
+	if (r->tls != who->tls)
+		return false;
+	if (r->tls) {
+		if (r->tls_subject != NULL && strcmp(r->tls_subject, who->tls_subject) != 0)
+			return false;
+		if (r->has_tls_sha && CRYPTO_memcmp(r->tls_sha, who->tls_sha256, 32) != 0)
+			return false;
+		return true;
+	}
 	if (!r->any_uid && r->uid != who->uid)
 		return false;
 	if (!r->any_gid && r->gid != who->gid)

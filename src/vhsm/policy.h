@@ -4,7 +4,11 @@
  *
  * A rule grants `operations` on keys whose names match one of `keys` (fnmatch
  * patterns, FNM_PATHNAME off) to callers matching every field of `principal`.
- * A principal is what the kernel says about the peer, collected at accept().
+ * A principal is what the kernel says about the peer, collected at accept(),
+ * or for a TLS caller the client certificate the handshake verified.  A rule
+ * is either local (uid, gid, exe, exe_sha256, cgroup — or none of them) or
+ * TLS (tls_subject, tls_sha256); local rules never match TLS callers and TLS
+ * rules never match Unix-socket callers.
  */
 #ifndef NITRIDE_VHSM_POLICY_H
 #define NITRIDE_VHSM_POLICY_H
@@ -16,6 +20,7 @@
 
 #define VHSM_EXE_MAX 4096u
 #define VHSM_CGROUP_MAX 1024u
+#define VHSM_TLS_SUBJECT_MAX 1024u /* longer subjects are refused at the handshake */
 
 struct vhsm_principal {
 	uid_t uid;
@@ -27,6 +32,11 @@ struct vhsm_principal {
 	uint8_t exe_sha256[32];
 	bool have_cgroup; /* cgroup v2 path from /proc/PID/cgroup ("0::/…") */
 	char cgroup[VHSM_CGROUP_MAX];
+	/* A TLS caller (vhsmd's [tls] listener): uid/gid/pid/exe/cgroup are
+	 * unset and match nothing; the verified client certificate names it. */
+	bool tls;
+	char tls_subject[VHSM_TLS_SUBJECT_MAX]; /* RFC 2253, as `openssl x509 -nameopt RFC2253` */
+	uint8_t tls_sha256[32];                 /* SHA-256 of the certificate's DER */
 };
 
 struct vhsm_policy;

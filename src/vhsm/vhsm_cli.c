@@ -25,7 +25,8 @@
 #define INPUT_MAX (1024u * 1024u)
 
 struct opts {
-	const char *socket, *in, *out, *sig, *aad, *peer, *new_name, *pubout;
+	const char *socket, *connect, *cert, *key, *ca; /* Unix socket, or TLS (--connect) */
+	const char *in, *out, *sig, *aad, *peer, *new_name, *pubout;
 	bool json, pem, prehashed;
 	vhsm_key_spec spec;
 	bool have_type;
@@ -44,7 +45,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vhsm [--socket PATH] [--json] COMMAND ARGS\n"
+		"usage: vhsm [--socket PATH | --connect HOST:PORT --cert F --key F --ca F] [--json] COMMAND ARGS\n"
 		"  ping\n"
 		"  generate NAME --type T [--usage U,..] [--persistent] [--exportable] [--require-attestation S]\n"
 		"  import   NAME --type T --in FILE [--usage ..] [--persistent] [--exportable]\n"
@@ -70,6 +71,9 @@ usage(FILE *f)
 		"--prehashed: the input is the digest (RSA PKCS#1 v1.5 without --hash: the DigestInfo)\n"
 		"Input defaults to stdin; binary output goes to --out FILE, else hex on stdout\n"
 		"(base64 in --json).  Socket: --socket, $VHSM_SOCKET, or " VHSM_DEFAULT_SOCKET ".\n"
+		"TLS (vhsmd's [tls] listener): --connect HOST:PORT (or $VHSM_CONNECT) with the client\n"
+		"certificate --cert, its key --key and the CA of vhsmd's certificate --ca (PEM files;\n"
+		"or $VHSM_TLS_CERT, $VHSM_TLS_KEY, $VHSM_TLS_CA).\n"
 		"Exit: 0 ok, 1 refused or negative answer, 2 usage/I-O/connection error.\n");
 }
 
@@ -360,10 +364,14 @@ out:
 int
 main(int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_JSON, O_TYPE, O_USAGE, O_PERSIST, O_EXPORT, O_ATTEST, O_IN, O_OUT,
+	enum { O_SOCKET = 256, O_CONNECT, O_CERT, O_KEY, O_CA, O_JSON, O_TYPE, O_USAGE, O_PERSIST, O_EXPORT, O_ATTEST, O_IN, O_OUT,
 	       O_SIG, O_AAD, O_ALG, O_HASH, O_VERSION, O_PEER, O_NEW, O_PUBOUT, O_PEM, O_PREHASHED, O_HELP };
 	static const struct option lopts[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
+		{ "connect", required_argument, NULL, O_CONNECT },
+		{ "cert", required_argument, NULL, O_CERT },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "ca", required_argument, NULL, O_CA },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "type", required_argument, NULL, O_TYPE },
 		{ "usage", required_argument, NULL, O_USAGE },
@@ -403,6 +411,10 @@ main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+", lopts, NULL)) != -1) {
 		switch (opt) {
 		case O_SOCKET: o.socket = optarg; break;
+		case O_CONNECT: o.connect = optarg; break;
+		case O_CERT: o.cert = optarg; break;
+		case O_KEY: o.key = optarg; break;
+		case O_CA: o.ca = optarg; break;
 		case O_JSON: o.json = true; break;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -433,6 +445,10 @@ main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (opt) {
 		case O_SOCKET: o.socket = optarg; break;
+		case O_CONNECT: o.connect = optarg; break;
+		case O_CERT: o.cert = optarg; break;
+		case O_KEY: o.key = optarg; break;
+		case O_CA: o.ca = optarg; break;
 		case O_JSON: o.json = true; break;
 		case O_TYPE:
 			if ((o.spec.type = vhsm_key_type_from_name(optarg)) == 0)
@@ -488,7 +504,34 @@ main(int argc, char **argv)
 
 	if (secret_get && o.out == NULL && !o.json)
 		o.out = "-"; /* raw bytes on stdout, for a pipe into cryptsetup */
-	if ((r = vhsm_connect(o.socket, &c)) != 0) {
+	if (o.connect != NULL && o.socket != NULL) {
+		rc = die_usage("--socket and --connect exclude each other");
+		goto out;
+	}
+	if (o.connect == NULL && o.socket == NULL && (o.connect = getenv("VHSM_CONNECT")) != NULL &&
+	    o.connect[0] == 0)
+		o.connect = NULL;
+	if (o.connect != NULL) {
+		if (o.cert == NULL)
+			o.cert = getenv("VHSM_TLS_CERT");
+		if (o.key == NULL)
+			o.key = getenv("VHSM_TLS_KEY");
+		if (o.ca == NULL)
+			o.ca = getenv("VHSM_TLS_CA");
+		if (o.cert == NULL || o.key == NULL || o.ca == NULL) {
+			rc = die_usage("--connect needs --cert, --key and --ca "
+				       "(or $VHSM_TLS_CERT, $VHSM_TLS_KEY, $VHSM_TLS_CA)");
+			goto out;
+		}
+	} else if (o.cert != NULL || o.key != NULL || o.ca != NULL) {
+		rc = die_usage("--cert, --key and --ca go with --connect");
+		goto out;
+	}
+	if (o.connect != NULL)
+		r = vhsm_connect_tls(o.connect, o.cert, o.key, o.ca, &c);
+	else
+		r = vhsm_connect(o.socket, &c);
+	if (r != 0) {
 		fprintf(stderr, "vhsm: %s: %s\n", vhsm_strerror(r), vhsm_last_message());
 		rc = 2;
 		goto out;

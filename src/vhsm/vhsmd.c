@@ -1,12 +1,14 @@
 /*
  * vhsmd — the Nitride vHSM daemon (docs/vhsm.md).
  *
- * One thread, one poll() loop: a Unix-socket listener, per-connection bounded
- * input and output buffers, a signalfd for SIGTERM/SIGINT (stop) and SIGHUP
- * (reload the policy).  Keys live in OpenSSL's secure heap; the process is
- * not dumpable and writes no core.  vhsmd opens no network connection.
+ * One thread, one poll() loop: a Unix-socket listener (and optionally a TLS
+ * listener, tls.c), per-connection bounded input and output buffers, a
+ * signalfd for SIGTERM/SIGINT (stop) and SIGHUP (reload the policy).  Keys
+ * live in OpenSSL's secure heap; the process is not dumpable and writes no
+ * core.  vhsmd opens no outgoing network connection.
  */
 #include "common/sdnotify.h"
+#include "vhsm/tls.h"
 #include "vhsm/vhsmd.h"
 
 #include <errno.h>
@@ -26,11 +28,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <ini.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "nitride/snp.h"
 
@@ -55,6 +62,7 @@ struct config {
 	unsigned busy_poll_us;
 	struct vstore_seal seal;
 	struct vcaseb_config caseb;
+	struct vtls_config tls;
 	char fields_text[256];
 	char err[512]; /* first configuration error: "file:line: key 'k': …" */
 	const char *path;
@@ -64,6 +72,15 @@ struct config {
 
 struct conn {
 	int fd;
+	/* TLS (NULL for a Unix-socket connection, whose path is unchanged):
+	 * the handshake runs first, bounded by deadline_ms; a read or write
+	 * that could not finish waits for what OpenSSL asked (a TLS read may
+	 * need to write, and a write to read). */
+	SSL *ssl;
+	bool handshaking;
+	short tls_rd_wants, tls_wr_wants; /* 0, or POLLIN/POLLOUT after WANT_READ/WANT_WRITE */
+	int64_t deadline_ms;
+	char addr[64];                      /* TLS: the peer's address, for logs */
 	bool held;                          /* its first unread frame waits for nitrided */
 	char held_name[VHSM_NAME_MAX + 1];
 	struct vhsm_principal who;
@@ -76,7 +93,7 @@ struct conn {
 void
 vhsmd_log(const char *level, const char *fmt, ...)
 {
-	char line[1024];
+	char line[4096];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -205,8 +222,15 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 		if (k < 0)
 			goto unknown;
 		ok = k == 1;
+	} else if (strcmp(section, "tls") == 0) {
+		int k = vtls_config_key(&c->tls, name, value);
+
+		if (k < 0)
+			goto unknown;
+		ok = k == 1;
 	} else {
-		snprintf(c->err, sizeof(c->err), "%s:%d: unknown section [%s] (expected [vhsmd], [sealing] or [caseb])",
+		snprintf(c->err, sizeof(c->err),
+			 "%s:%d: unknown section [%s] (expected [vhsmd], [sealing], [caseb] or [tls])",
 			 c->path, lineno, section);
 		return 1;
 	}
@@ -239,6 +263,7 @@ load_config(const char *path, struct config *c)
 	c->seal.fields = SNP_KEY_FIELD_MEASUREMENT | SNP_KEY_FIELD_POLICY;
 	c->caseb.hold_ms = 30000;
 	c->caseb.clock_skew = 60;
+	vtls_config_init(&c->tls);
 	c->path = path;
 	if (path == NULL)
 		return 0;
@@ -252,6 +277,12 @@ load_config(const char *path, struct config *c)
 	fclose(f);
 	if (r > 0 && !c->err[0])
 		snprintf(c->err, sizeof(c->err), "%s:%d: syntax error", path, r);
+	if (!c->err[0]) {
+		char e[256];
+
+		if (vtls_config_check(&c->tls, e, sizeof(e)) != 0)
+			snprintf(c->err, sizeof(c->err), "%s: %s", path, e);
+	}
 	return c->err[0] ? -1 : 0;
 }
 
@@ -342,6 +373,14 @@ conn_free(struct conn *cn)
 {
 	if (cn == NULL)
 		return;
+	if (cn->ssl != NULL) {
+		/* One try at close_notify; a peer that is not reading misses it. */
+		ERR_clear_error();
+		if (!cn->handshaking)
+			(void)SSL_shutdown(cn->ssl);
+		SSL_free(cn->ssl);
+		ERR_clear_error();
+	}
 	if (cn->fd >= 0)
 		close(cn->fd);
 	if (cn->in) {
@@ -367,8 +406,10 @@ conn_process(struct vhsmd *d, struct conn *cn, bool resumed, const char *fail)
 		if (r == VHSM_DEC_NEED_MORE)
 			break;
 		if (r != 0) {
-			vhsmd_log("warning", "closing connection (uid=%u pid=%d): malformed frame",
-				  (unsigned)cn->who.uid, (int)cn->who.pid);
+			char wb[VHSMD_PEER_TEXT_MAX];
+
+			vhsmd_log("warning", "closing connection (%s): malformed frame",
+				  vhsmd_peer_describe(&cn->who, wb, sizeof(wb)));
 			return -1;
 		}
 		d->hold_done = resumed;
@@ -396,6 +437,84 @@ conn_process(struct vhsmd *d, struct conn *cn, bool resumed, const char *fail)
 	return 0;
 }
 
+/* ---- TLS connections: the same frames inside an SSL object over the
+ * non-blocking socket.  tls_recv/tls_send keep recv()/send()'s contract, so
+ * conn_read/conn_write serve both kinds. */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* After a failed SSL call: -1 with errno EAGAIN (*wants says for what) or
+ * EIO (fatal; the connection must go), or 0 when the peer closed. */
+static ssize_t
+tls_stalled(struct conn *cn, int ret, short *wants)
+{
+	switch (SSL_get_error(cn->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		*wants = POLLIN;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		*wants = POLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		errno = EIO;
+		return -1;
+	}
+}
+
+/* Decrypt as much as fits (several records), like one recv(). */
+static ssize_t
+tls_recv(struct conn *cn, uint8_t *buf, size_t len)
+{
+	size_t total = 0, n;
+	ssize_t r;
+	int ret;
+
+	while (total < len) {
+		ERR_clear_error();
+		n = 0;
+		if ((ret = SSL_read_ex(cn->ssl, buf + total, len - total, &n)) == 1) {
+			total += n;
+			cn->tls_rd_wants = 0;
+			continue;
+		}
+		r = tls_stalled(cn, ret, &cn->tls_rd_wants);
+		if (total > 0)
+			break; /* serve what arrived; the next call sees the same state */
+		return r;
+	}
+	return (ssize_t)total;
+}
+
+static ssize_t
+tls_send(struct conn *cn, const uint8_t *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+	int ret;
+
+	ERR_clear_error();
+	if ((ret = SSL_write_ex(cn->ssl, buf, len, &n)) == 1) {
+		cn->tls_wr_wants = 0;
+		return (ssize_t)n;
+	}
+	r = tls_stalled(cn, ret, &cn->tls_wr_wants);
+	if (r == 0)
+		errno = EPIPE;
+	return -1;
+}
+
 /* Read what is there and serve every whole frame.  -1: close the connection. */
 static int
 conn_read(struct vhsmd *d, struct conn *cn)
@@ -416,7 +535,10 @@ conn_read(struct vhsmd *d, struct conn *cn)
 	}
 	if (cn->in_cap == cn->in_len)
 		return -1; /* cannot happen: a frame is at most IN_CAP */
-	n = recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, MSG_DONTWAIT);
+	if (cn->ssl != NULL)
+		n = tls_recv(cn, cn->in + cn->in_len, cn->in_cap - cn->in_len);
+	else
+		n = recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, MSG_DONTWAIT);
 	if (n == 0)
 		return -1;
 	if (n < 0)
@@ -431,8 +553,11 @@ conn_write(struct conn *cn)
 	ssize_t n;
 
 	while (cn->out_off < cn->out.len) {
-		n = send(cn->fd, cn->out.p + cn->out_off, cn->out.len - cn->out_off,
-			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (cn->ssl != NULL)
+			n = tls_send(cn, cn->out.p + cn->out_off, cn->out.len - cn->out_off);
+		else
+			n = send(cn->fd, cn->out.p + cn->out_off, cn->out.len - cn->out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -1;
 		cn->out_off += (size_t)n;
@@ -466,38 +591,198 @@ poll_timeout(const struct config *c, uint64_t last_busy, int otherwise)
 	return otherwise;
 }
 
+/* What poll should wait for on a connection. */
+static short
+conn_events(const struct conn *cn)
+{
+	bool rd = !cn->held && cn->out.len - cn->out_off <= OUT_CAP, wr = cn->out.len > cn->out_off;
+
+	if (cn->ssl == NULL)
+		return (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
+	if (cn->handshaking)
+		return cn->tls_rd_wants ? cn->tls_rd_wants : POLLIN;
+	return (short)((rd ? (cn->tls_rd_wants ? cn->tls_rd_wants : POLLIN) : 0) |
+		       (wr ? (cn->tls_wr_wants ? cn->tls_wr_wants : POLLOUT) : 0));
+}
+
+/* The listener and context, when [tls] is configured. */
+struct tls_listener {
+	int fd;       /* -1: none */
+	SSL_CTX *ctx;
+	unsigned max_conns, handshake_ms;
+};
+
+static struct conn *
+tls_accept(const struct tls_listener *tl)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN], port[8];
+	struct conn *cn = NULL;
+	int cfd, one = 1;
+
+	if ((cfd = accept4(tl->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0)
+		return NULL;
+	if ((cn = calloc(1, sizeof(*cn))) == NULL) {
+		close(cfd);
+		return NULL;
+	}
+	cn->fd = cfd;
+	cn->handshaking = true;
+	cn->who.tls = true; /* until the certificate names it: matches no rule */
+	vhsm_wbuf_init(&cn->out, OUT_CAP + VHSM_HDR_LEN + VHSM_BODY_MAX);
+	if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(cn->addr, sizeof(cn->addr), ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+			 host, port);
+	/* Frames are small and answered at once: do not let Nagle hold them. */
+	(void)setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((cn->in = malloc(IN_CHUNK)) == NULL || (cn->ssl = SSL_new(tl->ctx)) == NULL ||
+	    SSL_set_fd(cn->ssl, cfd) != 1) {
+		vhsmd_log("warning", "cannot set up a TLS connection from %s", cn->addr);
+		conn_free(cn);
+		return NULL;
+	}
+	cn->in_cap = IN_CHUNK;
+	SSL_set_accept_state(cn->ssl);
+	cn->deadline_ms = now_ms() + tl->handshake_ms;
+	return cn;
+}
+
+/* Drive the handshake; when it is done, the certificate names the caller.
+ * -1: drop the connection. */
 static int
-serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
+tls_handshake(struct conn *cn)
+{
+	char err[256], wb[VHSMD_PEER_TEXT_MAX];
+	long vr;
+	int ret;
+
+	ERR_clear_error();
+	if ((ret = SSL_do_handshake(cn->ssl)) != 1) {
+		switch (SSL_get_error(cn->ssl, ret)) {
+		case SSL_ERROR_WANT_READ:
+			cn->tls_rd_wants = POLLIN;
+			return 0;
+		case SSL_ERROR_WANT_WRITE:
+			cn->tls_rd_wants = POLLOUT;
+			return 0;
+		default:
+			break;
+		}
+		vr = SSL_get_verify_result(cn->ssl);
+		vhsmd_log("warning", "TLS handshake with %s failed: %s", cn->addr,
+			  vr != X509_V_OK ? X509_verify_cert_error_string(vr)
+					  : vtls_error("the peer closed the connection", err, sizeof(err)));
+		return -1;
+	}
+	cn->handshaking = false;
+	cn->tls_rd_wants = 0;
+	if (vtls_principal(cn->ssl, &cn->who, err, sizeof(err)) != 0) {
+		vhsmd_log("warning", "refusing the TLS connection from %s: %s", cn->addr, err);
+		return -1;
+	}
+	vhsmd_log("info", "TLS connection from %s (%s): %s", cn->addr, SSL_get_version(cn->ssl),
+		  vhsmd_peer_describe(&cn->who, wb, sizeof(wb)));
+	return 0;
+}
+
+/* One poll round for a TLS connection (called every round, events or not:
+ * the handshake deadline and decrypted bytes poll cannot see).  -1: drop. */
+static int
+conn_tls_event(struct vhsmd *d, struct conn *cn, short re)
+{
+	bool rd;
+
+	if (cn->handshaking) {
+		if ((re & (POLLIN | POLLOUT | POLLHUP)) && tls_handshake(cn) != 0)
+			return -1;
+		if (cn->handshaking && now_ms() >= cn->deadline_ms) {
+			vhsmd_log("warning", "TLS handshake with %s timed out", cn->addr);
+			return -1;
+		}
+		return 0;
+	}
+	if (cn->held && (re & POLLHUP))
+		return -1; /* the caller went away; the hand-off goes on */
+	rd = !cn->held && cn->out.len - cn->out_off <= OUT_CAP;
+	if (rd && ((re & (POLLIN | POLLHUP)) || (cn->tls_rd_wants == POLLOUT && (re & POLLOUT)) ||
+		   SSL_pending(cn->ssl) > 0) &&
+	    conn_read(d, cn) != 0)
+		return -1;
+	if (cn->out.len > cn->out_off && conn_write(cn) != 0)
+		return -1;
+	return 0;
+}
+
+/* poll's timeout: `timeout` shortened to the next TLS handshake deadline,
+ * or 0 while a TLS connection holds decrypted bytes poll cannot see. */
+static int
+tls_poll_timeout(struct conn *const *conns, size_t nconns, int timeout)
+{
+	int64_t now = now_ms(), left;
+	size_t i;
+
+	for (i = 0; i < nconns; i++) {
+		const struct conn *cn = conns[i];
+
+		if (cn->ssl == NULL)
+			continue;
+		if (cn->handshaking) {
+			left = cn->deadline_ms > now ? cn->deadline_ms - now : 0;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		} else if (!cn->held && cn->out.len - cn->out_off <= OUT_CAP &&
+			   SSL_pending(cn->ssl) > 0) {
+			return 0;
+		}
+	}
+	return timeout;
+}
+
+static int
+serve(struct vhsmd *d, const struct config *c, int lfd, int sfd, const struct tls_listener *tl)
 {
 	struct conn **conns = NULL;
 	struct pollfd *pfd = NULL;
-	size_t nconns = 0, i;
+	size_t nconns = 0, i, tls_max = tl->fd >= 0 ? tl->max_conns : 0;
 	uint64_t last_busy = 0;
 	int r = -1, ready;
 
-	conns = calloc(c->max_conns, sizeof(*conns));
-	pfd = calloc(c->max_conns + 2 + VCASEB_MAX_PENDING, sizeof(*pfd));
+	/* TLS connections have their own cap: the network cannot use up the
+	 * slots of local callers. */
+	conns = calloc(c->max_conns + tls_max, sizeof(*conns));
+	pfd = calloc(c->max_conns + tls_max + 3 + VCASEB_MAX_PENDING, sizeof(*pfd));
 	if (conns == NULL || pfd == NULL)
 		goto out;
 	for (;;) {
-		size_t np = 0, cbase, ncb;
+		size_t np = 0, cbase, ncb, ntls = 0, tslot;
 		char hname[VHSM_NAME_MAX + 1], hmsg[VCASEB_MSG_MAX];
-		int hst;
+		int hst, timeout;
 
 		pfd[np].fd = sfd;
 		pfd[np++].events = POLLIN;
-		pfd[np].fd = nconns < c->max_conns ? lfd : -1;
+		pfd[np].fd = lfd;
 		pfd[np++].events = POLLIN;
 		for (i = 0; i < nconns; i++) {
 			pfd[np].fd = conns[i]->fd;
-			pfd[np].events = (short)((conns[i]->held || conns[i]->out.len - conns[i]->out_off > OUT_CAP ? 0 : POLLIN) |
-						 (conns[i]->out.len > conns[i]->out_off ? POLLOUT : 0));
+			pfd[np].events = conn_events(conns[i]);
 			pfd[np++].revents = 0;
+			ntls += conns[i]->ssl != NULL;
 		}
+		if (nconns - ntls >= c->max_conns)
+			pfd[1].fd = -1;
+		tslot = np;
+		pfd[np].fd = tl->fd >= 0 && ntls < tls_max ? tl->fd : -1;
+		pfd[np].events = POLLIN;
+		pfd[np++].revents = 0;
 		cbase = np;
 		ncb = vcaseb_pollfds(d->caseb, pfd + cbase, VCASEB_MAX_PENDING);
 		np += ncb;
-		ready = poll(pfd, np, poll_timeout(c, last_busy, vcaseb_timeout(d->caseb)));
+		timeout = vcaseb_timeout(d->caseb);
+		if (ntls > 0)
+			timeout = tls_poll_timeout(conns, nconns, timeout);
+		ready = poll(pfd, np, poll_timeout(c, last_busy, timeout));
 		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
@@ -535,12 +820,16 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
 
 			if (re & (POLLERR | POLLNVAL))
 				drop = true;
-			if (conns[i]->held && (re & POLLHUP))
-				drop = true; /* the caller went away; the hand-off goes on */
-			if (!drop && !conns[i]->held && (re & (POLLIN | POLLHUP)) && conn_read(d, conns[i]) != 0)
-				drop = true;
-			if (!drop && conns[i]->out.len > conns[i]->out_off && conn_write(conns[i]) != 0)
-				drop = true;
+			else if (conns[i]->ssl != NULL)
+				drop = conn_tls_event(d, conns[i], re) != 0;
+			else {
+				if (conns[i]->held && (re & POLLHUP))
+					drop = true; /* the caller went away; the hand-off goes on */
+				if (!drop && !conns[i]->held && (re & (POLLIN | POLLHUP)) && conn_read(d, conns[i]) != 0)
+					drop = true;
+				if (!drop && conns[i]->out.len > conns[i]->out_off && conn_write(conns[i]) != 0)
+					drop = true;
+			}
 			if (drop) {
 				conn_free(conns[i]);
 				conns[i] = conns[--nconns];
@@ -563,6 +852,12 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd)
 					conns[nconns] = NULL;
 				}
 			}
+		}
+		if (pfd[tslot].fd >= 0 && (pfd[tslot].revents & POLLIN)) {
+			struct conn *tc = tls_accept(tl);
+
+			if (tc != NULL)
+				conns[nconns++] = tc;
 		}
 		if (pfd[1].fd >= 0 && (pfd[1].revents & POLLIN)) {
 			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -598,7 +893,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: vhsmd [--config FILE] [--check-config]\n"
-		   "  The Nitride vHSM daemon: serves key operations on a Unix socket.\n"
+		   "  The Nitride vHSM daemon: serves key operations on a Unix socket\n"
+		   "  (and, with a [tls] section, over TLS with client certificates).\n"
 		   "  --config FILE    INI configuration (deploy/vhsmd/vhsmd.example.ini)\n"
 		   "  --check-config   check the configuration and policy, then exit\n"
 		   "  SIGTERM stops, SIGHUP reloads the policy.  docs/vhsm.md\n");
@@ -614,6 +910,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config *c = NULL;
+	struct tls_listener tl = { .fd = -1, .ctx = NULL };
 	struct vhsmd d;
 	const char *cfg = NULL;
 	char err[1024], storepath[8192];
@@ -657,6 +954,13 @@ main(int argc, char **argv)
 		vhsmd_log("error", "[caseb]: %s", err);
 		goto out;
 	}
+	if (check && c->tls.listen[0]) {
+		/* Load what the listener would (certificate, key, CAs); bind nothing. */
+		if (vtls_ctx_new(&c->tls, &tl.ctx, err, sizeof(err)) != 0) {
+			vhsmd_log("error", "%s", err);
+			goto out;
+		}
+	}
 	if (check) {
 		printf("vhsmd: configuration %s and policy %s are valid\n", cfg ? cfg : "(defaults)",
 		       c->policy);
@@ -698,16 +1002,32 @@ main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* TLS first: whoever sees the Unix socket can count on the TLS listener. */
+	if (c->tls.listen[0]) {
+		/* After harden(): the server key's private parts may go to the secure heap. */
+		if (vtls_ctx_new(&c->tls, &tl.ctx, err, sizeof(err)) != 0 ||
+		    (tl.fd = vtls_listen(&c->tls, err, sizeof(err))) < 0) {
+			vhsmd_log("error", "%s", err);
+			goto out;
+		}
+		tl.max_conns = c->tls.max_conns;
+		tl.handshake_ms = c->tls.handshake_ms;
+		vhsmd_log("info", "TLS listener on %s (client certificates from %s)", c->tls.listen,
+			  c->tls.client_ca);
+	}
 	if ((lfd = listen_unix(c)) < 0)
 		goto out;
 	vhsmd_log("info", "ready: socket %s pid %d secure_heap %s", c->socket, (int)getpid(),
 		  CRYPTO_secure_malloc_initialized() ? "on" : "off");
 	sd_notify_msg("READY=1");
-	rc = serve(&d, c, lfd, sfd) == 0 ? 0 : 2;
+	rc = serve(&d, c, lfd, sfd, &tl) == 0 ? 0 : 2;
 	unlink(c->socket);
 out:
 	if (lfd >= 0)
 		close(lfd);
+	if (tl.fd >= 0)
+		close(tl.fd);
+	SSL_CTX_free(tl.ctx);
 	if (sfd >= 0)
 		close(sfd);
 	vhsmd_keys_clear(&d);

@@ -92,6 +92,13 @@ int vhsmd_mark_attested(struct vhsmd *d, const char *name, int64_t until);
 __attribute__((warn_unused_result)) int vhsmd_peer_identify(int fd, bool hash_exe,
 							    struct vhsm_principal *who);
 
+/* The caller for a log line: "uid=U pid=P" for a Unix-socket caller,
+ * "tls_sha256=HEX tls_subject=\"…\"" for a TLS caller (printable ASCII only;
+ * the fingerprint first, so a truncated line still names the certificate).
+ * Returns buf. */
+#define VHSMD_PEER_TEXT_MAX (VHSM_TLS_SUBJECT_MAX + 128u)
+const char *vhsmd_peer_describe(const struct vhsm_principal *who, char *buf, size_t cap);
+
 /* One line to stderr: "vhsmd: <level>: …".  Never pass secrets. */
 void vhsmd_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,7 +1,9 @@
 /*
  * libvhsm against a real vhsmd (path in argv[1]): one vhsm_client shared by
  * 8 threads with requests in flight at once, every answer checked (signatures
- * verified by OpenSSL with the key's public half), errors per thread.
+ * verified by OpenSSL with the key's public half), errors per thread — over
+ * the Unix socket and over the TLS listener (certificates made with the
+ * openssl CLI).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,12 +11,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,31 +33,76 @@
 static const char *vhsmd_path;
 static char dir[] = "/tmp/test-vhsm-client-XXXXXX";
 static char sock[300];
+static char tls_addr[64];
 static pid_t daemon_pid = -1;
-static vhsm_client *shared;
+static vhsm_client *shared, *shared_tls;
 static EVP_PKEY *pub;
+
+/* The CLI makes the test PKI: a CA, vhsmd's certificate for 127.0.0.1, and
+ * the client certificate CN=threads. */
+static void
+make_pki(void)
+{
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && exec >/dev/null 2>&1 && "
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+		 "-out ca.pem -subj /CN=test-ca -days 1 && "
+		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key "
+		 "-out srv.csr -subj /CN=vhsmd && "
+		 "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
+		 "-extfile /dev/stdin -out srv.pem <<EOF\nsubjectAltName=IP:127.0.0.1\nEOF\n"
+		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout cli.key "
+		 "-out cli.csr -subj /CN=threads && "
+		 "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
+		 "-out cli.pem",
+		 dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static unsigned
+free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
 
 static int
 start_daemon(void **state)
 {
-	char path[400];
+	char path[400], cert[400], key[400], ca[400];
 	FILE *f;
 	int i;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
+	make_pki();
+	snprintf(tls_addr, sizeof(tls_addr), "127.0.0.1:%u", free_port());
 	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
 	snprintf(path, sizeof(path), "%s/policy.json", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fprintf(f, "{\"rules\":[{\"principal\":{\"uid\":%u},\"keys\":[\"t/*\"],\"operations\":[\"*\"]}]}",
+	fprintf(f, "{\"rules\":[{\"principal\":{\"uid\":%u},\"keys\":[\"t/*\"],\"operations\":[\"*\"]},"
+		   "{\"principal\":{\"tls_subject\":\"CN=threads\"},\"keys\":[\"t/*\"],"
+		   "\"operations\":[\"*\"]}]}",
 		(unsigned)getuid());
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/vhsmd.ini", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fprintf(f, "[vhsmd]\nsocket = %s\npolicy = %s/policy.json\nstate_dir = %s/state\n"
-		   "secure_heap_size = 65536\n[sealing]\nstore = none\n", sock, dir, dir);
+		   "secure_heap_size = 65536\n[sealing]\nstore = none\n"
+		   "[tls]\nlisten = %s\ncertificate = %s/srv.pem\nprivate_key = %s/srv.key\n"
+		   "client_ca = %s/ca.pem\n",
+		sock, dir, dir, tls_addr, dir, dir, dir);
 	fclose(f);
 	daemon_pid = fork();
 	assert_true(daemon_pid >= 0);
@@ -64,6 +113,12 @@ start_daemon(void **state)
 	for (i = 0; i < 500 && vhsm_connect(sock, &shared) != 0; i++)
 		usleep(10000);
 	assert_non_null(shared);
+	/* The Unix socket is up: so is the TLS listener (bound before it). */
+	snprintf(cert, sizeof(cert), "%s/cli.pem", dir);
+	snprintf(key, sizeof(key), "%s/cli.key", dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	if (vhsm_connect_tls(tls_addr, cert, key, ca, &shared_tls) != 0)
+		fail_msg("vhsm_connect_tls: %s", vhsm_last_message());
 	return 0;
 }
 
@@ -73,9 +128,18 @@ stop_daemon(void **state)
 	char path[400];
 	int st = 0;
 
+	static const char *const made[] = { "ca.key", "ca.pem", "ca.srl", "srv.key", "srv.csr",
+					    "srv.pem", "cli.key", "cli.csr", "cli.pem" };
+	size_t i;
+
 	(void)state;
 	vhsm_close(shared);
+	vhsm_close(shared_tls);
 	EVP_PKEY_free(pub);
+	for (i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
+		unlink(path);
+	}
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGTERM);
 		waitpid(daemon_pid, &st, 0);
@@ -91,10 +155,17 @@ stop_daemon(void **state)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+struct work {
+	long id;
+	vhsm_client *c;
+};
+
 static void *
 worker(void *arg)
 {
-	long id = (long)arg, i;
+	const struct work *w = arg;
+	vhsm_client *shared_c = w->c; /* the connection all threads share */
+	long id = w->id, i;
 	uintptr_t bad = 0;
 
 	for (i = 0; i < ROUNDS; i++) {
@@ -103,7 +174,7 @@ worker(void *arg)
 		EVP_MD_CTX *ctx;
 		int n = snprintf((char *)m, sizeof(m), "thread %ld round %ld", id, i);
 
-		if (vhsm_sign(shared, "t/p256", VHSM_ALG_DEFAULT, VHSM_HASH_DEFAULT, m, (size_t)n, &sig, &sl,
+		if (vhsm_sign(shared_c, "t/p256", VHSM_ALG_DEFAULT, VHSM_HASH_DEFAULT, m, (size_t)n, &sig, &sl,
 			      NULL) != 0) {
 			bad++;
 			continue;
@@ -115,11 +186,11 @@ worker(void *arg)
 		EVP_MD_CTX_free(ctx);
 		vhsm_buf_free(sig, sl);
 		/* Interleave a different request kind and an error. */
-		if (vhsm_random(shared, (size_t)(1 + id), &rnd) != 0)
+		if (vhsm_random(shared_c, (size_t)(1 + id), &rnd) != 0)
 			bad++;
 		vhsm_buf_free(rnd, (size_t)(1 + id));
 		if (i % 10 == 0) {
-			if (vhsm_sign(shared, "t/missing", 0, 0, m, 1, &sig, &sl, NULL) != VHSM_E_NOT_FOUND ||
+			if (vhsm_sign(shared_c, "t/missing", 0, 0, m, 1, &sig, &sl, NULL) != VHSM_E_NOT_FOUND ||
 			    strstr(vhsm_last_message(), "t/missing") == NULL)
 				bad++;
 		}
@@ -127,16 +198,35 @@ worker(void *arg)
 	return (void *)bad;
 }
 
+/* 8 threads on one client: requests in flight at once, answers matched by id. */
+static void
+run_threads(vhsm_client *c)
+{
+	pthread_t th[THREADS];
+	struct work w[THREADS];
+	long i;
+
+	for (i = 0; i < THREADS; i++) {
+		w[i].id = i;
+		w[i].c = c;
+		assert_int_equal(pthread_create(&th[i], NULL, worker, &w[i]), 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		void *bad = NULL;
+
+		assert_int_equal(pthread_join(th[i], &bad), 0);
+		assert_int_equal((uintptr_t)bad, 0);
+	}
+}
+
 static void
 test_threads_share_one_connection(void **state)
 {
 	vhsm_key_spec spec = { VHSM_KEY_EC_P256, 0, 0, 0 };
-	pthread_t th[THREADS];
 	uint8_t *der = NULL;
 	size_t dl = 0;
 	const unsigned char *p;
 	vhsm_key_info info;
-	long i;
 
 	(void)state;
 	assert_int_equal(vhsm_generate(shared, "t/p256", &spec), 0);
@@ -147,14 +237,50 @@ test_threads_share_one_connection(void **state)
 	pub = d2i_PUBKEY(NULL, &p, (long)dl);
 	assert_non_null(pub);
 	vhsm_buf_free(der, dl);
-	for (i = 0; i < THREADS; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, worker, (void *)i), 0);
-	for (i = 0; i < THREADS; i++) {
-		void *bad = NULL;
+	run_threads(shared);
+}
 
-		assert_int_equal(pthread_join(th[i], &bad), 0);
-		assert_int_equal((uintptr_t)bad, 0);
+/* The same over TLS: OpenSSL allows one call at a time on an SSL object, so
+ * this is what shows that reads and writes of different threads interleave
+ * without corrupting the stream or deadlocking. */
+static void
+test_threads_share_one_tls_connection(void **state)
+{
+	(void)state;
+	assert_non_null(pub); /* the key from the test above */
+	run_threads(shared_tls);
+}
+
+static void
+test_tls_connect_errors(void **state)
+{
+	char cert[400], key[400], ca[400], srvkey[400];
+	vhsm_client *c = NULL;
+
+	(void)state;
+	snprintf(cert, sizeof(cert), "%s/cli.pem", dir);
+	snprintf(key, sizeof(key), "%s/cli.key", dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(srvkey, sizeof(srvkey), "%s/srv.key", dir);
+	assert_int_equal(vhsm_connect_tls(NULL, cert, key, ca, &c), VHSM_E_ARGUMENT);
+	assert_int_equal(vhsm_connect_tls(tls_addr, NULL, key, ca, &c), VHSM_E_ARGUMENT);
+	assert_int_equal(vhsm_connect_tls(tls_addr, cert, key, ca, NULL), VHSM_E_ARGUMENT);
+	assert_int_equal(vhsm_connect_tls("127.0.0.1", cert, key, ca, &c), VHSM_E_ARGUMENT);
+	assert_int_equal(vhsm_connect_tls("127.0.0.1:0", cert, key, ca, &c), VHSM_E_ARGUMENT);
+	assert_int_equal(vhsm_connect_tls(tls_addr, cert, srvkey, ca, &c), VHSM_E_ARGUMENT);
+	assert_non_null(strstr(vhsm_last_message(), "does not belong"));
+	assert_int_equal(vhsm_connect_tls(tls_addr, "/nonexistent.pem", key, ca, &c), VHSM_E_ARGUMENT);
+	assert_non_null(strstr(vhsm_last_message(), "/nonexistent.pem"));
+	/* The server's certificate names 127.0.0.1, not localhost. */
+	{
+		char addr[80];
+
+		snprintf(addr, sizeof(addr), "localhost%s", strchr(tls_addr, ':'));
+		assert_int_equal(vhsm_connect_tls(addr, cert, key, ca, &c), VHSM_E_IO);
+		assert_non_null(strstr(vhsm_last_message(), "mismatch"));
 	}
+	assert_null(c);
+	assert_int_equal(vhsm_ping(shared_tls), 0);
 }
 
 static void
@@ -190,6 +316,8 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_threads_share_one_connection),
+		cmocka_unit_test(test_threads_share_one_tls_connection),
+		cmocka_unit_test(test_tls_connect_errors),
 		cmocka_unit_test(test_errors_and_list),
 	};
 

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vhsm/policy.h"
@@ -165,6 +166,138 @@ test_parse_errors(void **state)
 	parse_bad("{\"rules\":[],\"rules\":[]}", "line");
 }
 
+/* A TLS caller as vhsmd's listener makes it: no uid/pid/exe/cgroup. */
+static struct vhsm_principal
+tls_who(const char *subject, uint8_t fp_byte)
+{
+	struct vhsm_principal w;
+
+	memset(&w, 0, sizeof(w));
+	w.tls = true;
+	snprintf(w.tls_subject, sizeof(w.tls_subject), "%s", subject);
+	memset(w.tls_sha256, fp_byte, sizeof(w.tls_sha256));
+	return w;
+}
+
+#define FP_AB "abababababababababababababababababababababababababababababababab"
+#define FP_AB_COLONS "AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:" \
+		     "AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB"
+
+static void
+test_tls_subject_and_fingerprint(void **state)
+{
+	struct vhsm_policy *p = parse_ok(
+		"{\"rules\":["
+		"{\"principal\":{\"tls_subject\":\"CN=app,O=Example\\\\, Inc.\"},\"keys\":[\"app/*\"],"
+		"\"operations\":[\"sign\"]},"
+		"{\"principal\":{\"tls_sha256\":\"" FP_AB "\"},\"keys\":[\"fp/*\"],\"operations\":[\"sign\"]},"
+		"{\"principal\":{\"tls_sha256\":\"" FP_AB_COLONS "\",\"tls_subject\":\"CN=both\"},"
+		"\"keys\":[\"both\"],\"operations\":[\"hmac\"]}]}");
+	struct vhsm_principal app = tls_who("CN=app,O=Example\\, Inc.", 0x01),
+			      app_prefix = tls_who("CN=app,O=Example\\, Inc.,C=US", 0x01),
+			      app_case = tls_who("cn=app,o=example\\, inc.", 0x01),
+			      fp = tls_who("CN=whatever", 0xab), both = tls_who("CN=both", 0xab),
+			      both_other_fp = tls_who("CN=both", 0xac);
+
+	(void)state;
+	assert_true(vhsm_policy_allows(p, &app, VHSM_OP_SIGN, "app/k"));
+	assert_false(vhsm_policy_allows(p, &app, VHSM_OP_SIGN, "fp/k"));
+	assert_false(vhsm_policy_allows(p, &app, VHSM_OP_HMAC, "app/k"));
+	/* the subject is compared exactly: no prefix, no case folding, no patterns */
+	assert_false(vhsm_policy_allows(p, &app_prefix, VHSM_OP_SIGN, "app/k"));
+	assert_false(vhsm_policy_allows(p, &app_case, VHSM_OP_SIGN, "app/k"));
+	assert_true(vhsm_policy_allows(p, &fp, VHSM_OP_SIGN, "fp/k"));
+	assert_false(vhsm_policy_allows(p, &fp, VHSM_OP_SIGN, "app/k"));
+	/* both fields: both must match (the colon form parsed to the same bytes) */
+	assert_true(vhsm_policy_allows(p, &both, VHSM_OP_HMAC, "both"));
+	assert_false(vhsm_policy_allows(p, &both_other_fp, VHSM_OP_HMAC, "both"));
+	assert_false(vhsm_policy_allows(p, &fp, VHSM_OP_HMAC, "both"));
+	assert_true(vhsm_policy_may_see(p, &app, "app/k"));
+	assert_false(vhsm_policy_may_see(p, &app, "fp/k"));
+	vhsm_policy_free(p);
+}
+
+static void
+test_tls_and_local_rules_do_not_cross(void **state)
+{
+	struct vhsm_policy *p = parse_ok(
+		"{\"rules\":["
+		"{\"principal\":{},\"keys\":[\"*\"],\"operations\":[\"*\"]},"
+		"{\"principal\":{\"uid\":0},\"keys\":[\"*\"],\"operations\":[\"*\"]},"
+		"{\"principal\":{\"gid\":0,\"cgroup\":\"/*\"},\"keys\":[\"*\"],\"operations\":[\"*\"]},"
+		"{\"principal\":{\"tls_subject\":\"CN=net\"},\"keys\":[\"net/*\"],\"operations\":[\"sign\"]}]}");
+	/* A TLS caller's uid/gid are zero in the struct: still not root. */
+	struct vhsm_principal net = tls_who("CN=net", 0x00), other = tls_who("CN=other", 0x00);
+	struct vhsm_principal root = who(0, 0, "/usr/bin/x", "/system.slice/x.service");
+	struct vhsm_principal root_with_subject = root;
+
+	(void)state;
+	assert_true(vhsm_policy_allows(p, &net, VHSM_OP_SIGN, "net/k"));
+	assert_false(vhsm_policy_allows(p, &net, VHSM_OP_SIGN, "local/k"));
+	assert_false(vhsm_policy_allows(p, &net, VHSM_OP_RANDOM, NULL));
+	assert_false(vhsm_policy_allows(p, &other, VHSM_OP_SIGN, "net/k"));
+	assert_false(vhsm_policy_may_see(p, &other, "local/k"));
+	/* A local caller gets the local rules, and a TLS rule never matches it,
+	 * even if its struct happened to carry the same subject text. */
+	snprintf(root_with_subject.tls_subject, sizeof(root_with_subject.tls_subject), "CN=net");
+	assert_true(vhsm_policy_allows(p, &root, VHSM_OP_SIGN, "local/k"));
+	vhsm_policy_free(p);
+	p = parse_ok("{\"rules\":[{\"principal\":{\"tls_subject\":\"CN=net\"},\"keys\":[\"*\"],"
+		     "\"operations\":[\"*\"]}]}");
+	assert_false(vhsm_policy_allows(p, &root_with_subject, VHSM_OP_SIGN, "net/k"));
+	assert_false(vhsm_policy_allows(p, &root, VHSM_OP_SIGN, "net/k"));
+	assert_true(vhsm_policy_allows(p, &net, VHSM_OP_SIGN, "net/k"));
+	assert_false(vhsm_policy_needs_exe_hash(p));
+	vhsm_policy_free(p);
+}
+
+static void
+test_tls_parse_errors(void **state)
+{
+	char big[VHSM_TLS_SUBJECT_MAX + 100];
+
+	(void)state;
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_sha256\":\"abcd\"},\"keys\":[\"k\"],\"operations\":[\"sign\"]}]}",
+		  "rules[0].principal.tls_sha256: expected 64 hex digits");
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_sha256\":\"" FP_AB "00\"},\"keys\":[\"k\"],"
+		  "\"operations\":[\"sign\"]}]}", "tls_sha256");
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_sha256\":\"zz" FP_AB "\"},\"keys\":[\"k\"],"
+		  "\"operations\":[\"sign\"]}]}", "tls_sha256");
+	/* colons in the wrong places */
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_sha256\":\"ABA:B:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:"
+		  "AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB\"},\"keys\":[\"k\"],\"operations\":[\"sign\"]}]}",
+		  "tls_sha256");
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_sha256\":1},\"keys\":[\"k\"],\"operations\":[\"sign\"]}]}",
+		  "rules[0].principal.tls_sha256");
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_subject\":\"\"},\"keys\":[\"k\"],\"operations\":[\"sign\"]}]}",
+		  "rules[0].principal.tls_subject");
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_subject\":[\"CN=a\"]},\"keys\":[\"k\"],\"operations\":[\"sign\"]}]}",
+		  "rules[0].principal.tls_subject");
+	/* an embedded NUL (jansson refuses it; the length check would too) */
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_subject\":\"CN=a\\u0000b\"},\"keys\":[\"k\"],\"operations\":[\"sign\"]}]}",
+		  "not allowed");
+	parse_bad("{\"rules\":[{\"principal\":{\"tls_subject\":\"CN=a\",\"uid\":0},\"keys\":[\"k\"],\"operations\":[\"sign\"]}]}",
+		  "cannot be combined");
+	parse_bad("{\"rules\":[{\"principal\":{\"exe\":\"/bin/x\",\"tls_sha256\":\"" FP_AB "\"},\"keys\":[\"k\"],"
+		  "\"operations\":[\"sign\"]}]}", "cannot be combined");
+	parse_bad("{\"rules\":[{\"principal\":{\"cgroup\":\"/x\",\"tls_subject\":\"CN=a\"},\"keys\":[\"k\"],"
+		  "\"operations\":[\"sign\"]}]}", "cannot be combined");
+	/* a subject longer than any the listener accepts */
+	{
+		char *json = malloc(sizeof(big) + 200);
+
+		assert_non_null(json);
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = 0;
+		memcpy(big, "CN=", 3);
+		snprintf(json, sizeof(big) + 200,
+			 "{\"rules\":[{\"principal\":{\"tls_subject\":\"%s\"},\"keys\":[\"k\"],"
+			 "\"operations\":[\"sign\"]}]}", big);
+		parse_bad(json, "rules[0].principal.tls_subject");
+		free(json);
+	}
+}
+
 static void
 test_op_names(void **state)
 {
@@ -187,6 +320,9 @@ main(void)
 		cmocka_unit_test(test_exe_and_cgroup),
 		cmocka_unit_test(test_user_by_name),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_tls_subject_and_fingerprint),
+		cmocka_unit_test(test_tls_and_local_rules_do_not_cross),
+		cmocka_unit_test(test_tls_parse_errors),
 		cmocka_unit_test(test_op_names),
 	};
 
