@@ -198,25 +198,34 @@ worker(void *arg)
 	return (void *)bad;
 }
 
-/* 8 threads on one client: requests in flight at once, answers matched by id. */
+/* n threads on one client: requests in flight at once, answers matched by
+ * id.  Over the Unix socket the client opens up to 8 connections; beyond
+ * that, threads share them (pipelined), which the 20-thread run exercises. */
 static void
-run_threads(vhsm_client *c)
+run_n_threads(vhsm_client *c, long n)
 {
-	pthread_t th[THREADS];
-	struct work w[THREADS];
+	pthread_t th[2 * THREADS + 4];
+	struct work w[2 * THREADS + 4];
 	long i;
 
-	for (i = 0; i < THREADS; i++) {
+	assert_true(n <= (long)(sizeof(th) / sizeof(th[0])));
+	for (i = 0; i < n; i++) {
 		w[i].id = i;
 		w[i].c = c;
 		assert_int_equal(pthread_create(&th[i], NULL, worker, &w[i]), 0);
 	}
-	for (i = 0; i < THREADS; i++) {
+	for (i = 0; i < n; i++) {
 		void *bad = NULL;
 
 		assert_int_equal(pthread_join(th[i], &bad), 0);
 		assert_int_equal((uintptr_t)bad, 0);
 	}
+}
+
+static void
+run_threads(vhsm_client *c)
+{
+	run_n_threads(c, THREADS);
 }
 
 static void
@@ -238,6 +247,7 @@ test_threads_share_one_connection(void **state)
 	assert_non_null(pub);
 	vhsm_buf_free(der, dl);
 	run_threads(shared);
+	run_n_threads(shared, 2 * THREADS + 4);
 }
 
 /* The same over TLS: OpenSSL allows one call at a time on an SSL object, so
