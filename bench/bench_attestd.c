@@ -366,9 +366,19 @@ client_thread(void *p)
 /* Attestations per second; *elapsed and *client_cpu (seconds) for the
  * CPU-share figure. */
 static double
-attest_rate(unsigned clients, size_t total_jobs, unsigned long *bad, double *elapsed,
-	    double *client_cpu)
+process_cpu_s(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+attest_rate(unsigned clients, size_t total_jobs, unsigned long *bad, double *elapsed,
+	    double *client_cpu, double *proc_cpu)
+{
+	double p0;
 	struct client cs[16];
 	pthread_barrier_t b;
 	double t0, el;
@@ -384,6 +394,7 @@ attest_rate(unsigned clients, size_t total_jobs, unsigned long *bad, double *ela
 	}
 	(void)pthread_barrier_wait(&b);
 	t0 = now_s();
+	p0 = process_cpu_s();
 	(void)pthread_barrier_wait(&b);
 	*bad = 0;
 	*client_cpu = 0;
@@ -395,6 +406,7 @@ attest_rate(unsigned clients, size_t total_jobs, unsigned long *bad, double *ela
 	}
 	el = now_s() - t0;
 	*elapsed = el;
+	*proc_cpu = process_cpu_s() - p0;
 	(void)pthread_barrier_destroy(&b);
 	return (double)ok / el;
 }
@@ -428,7 +440,7 @@ main(int argc, char **argv)
 	token_signer *signer = NULL;
 	testca *ca = NULL;
 	testca_leaf o;
-	double raw1, rawn, rate, el, ccpu, left;
+	double raw1, rawn, rate, el, ccpu, pcpu, left;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned long bad;
 	size_t i, jobs;
@@ -537,16 +549,16 @@ main(int argc, char **argv)
 		jobs = (size_t)(expect * seconds);
 		if (jobs < 50u * c)
 			jobs = 50u * c;
-		rate = attest_rate(c, jobs, &bad, &el, &ccpu);
+		rate = attest_rate(c, jobs, &bad, &el, &ccpu, &pcpu);
 		/* The clients (libcurl, TCP, JSON) run on the same cores as the
 		 * server: what is left for it is wall x cores - their CPU time. */
 		left = el * (double)cpus - ccpu;
 		(void)printf("attestd /v1/attest, %u client%s: %.0f attestations/s = %.2f of raw x %u "
 			     "core%s, %.2f of raw x all %ld cores; clients used %.2f of %ld cores, "
-			     "%.2f of raw x the CPU left to the server%s\n",
+			     "%.2f of raw x the CPU left to the server; the process used %.2f cores%s\n",
 			     c, c == 1 ? "" : "s", rate, rate / expect,
 			     c < (unsigned)cpus ? c : (unsigned)cpus, c == 1 ? "" : "s", rate / rawn, cpus,
-			     ccpu / el, cpus, left > 0 ? rate * el / (raw1 * left) : 0.0,
+			     ccpu / el, cpus, left > 0 ? rate * el / (raw1 * left) : 0.0, pcpu / el,
 			     bad ? " (FAILED REQUESTS)" : "");
 		if (bad)
 			(void)fprintf(stderr, "bench_attestd: %lu attestations failed\n", bad);
