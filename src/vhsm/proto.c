@@ -310,7 +310,10 @@ vhsm_wbuf_free(struct vhsm_wbuf *w)
 	if (w == NULL)
 		return;
 	if (w->p) {
-		OPENSSL_cleanse(w->p, w->cap);
+		/* Only [0, len) was ever written: appends grow len, a larger
+		 * buffer receives a copy of [0, len) and the old one is wiped whole,
+		 * and whoever resets len wipes first (vhsmd's conn_write). */
+		OPENSSL_cleanse(w->p, w->len);
 		free(w->p);
 	}
 	w->p = NULL;
