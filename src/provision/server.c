@@ -225,16 +225,19 @@ bearer(struct evhttp_request *req, const char **tok, size_t *len)
 
 /* ------------------------------------------------------------ audit */
 
-/* Append rec (stolen) with its time; returns 0 or -1 (logged). */
+/* Append rec (stolen) with its time; returns 0 or -1 (logged).  With a
+ * ticket the record is only written: the caller must audit_wait(*ticket)
+ * before anything that depends on it leaves; without, it is durable on 0. */
 static int
-audit_event(provd_server *s, json_t *rec)
+audit_event(provd_server *s, json_t *rec, uint64_t *ticket)
 {
 	char t[RFC3339_LEN];
 	int r = -1;
 
 	rfc3339_format(time(NULL), t);
 	if (rec != NULL && json_object_set_new(rec, "time", json_string(t)) == 0)
-		r = audit_append(s->svc.audit, rec);
+		r = ticket != NULL ? audit_write(s->svc.audit, rec, ticket)
+				   : audit_append(s->svc.audit, rec);
 	if (r != 0)
 		prov_log("error", "audit log %s: append failed", audit_path(s->svc.audit));
 	json_decref(rec);
@@ -254,7 +257,7 @@ struct decision {
 };
 
 static int
-audit_release(provd_server *s, const struct decision *d)
+audit_release_ticket(provd_server *s, const struct decision *d, uint64_t *ticket)
 {
 	json_t *names = json_array(), *rec, *e;
 	char tp[44] = "";
@@ -272,7 +275,14 @@ audit_release(provd_server *s, const struct decision *d)
 			d->tok ? d->tok->evidence_digest : "", "token_policy_id",
 			d->tok ? d->tok->policy_id : "", "release_policy_digest",
 			d->policy_digest ? d->policy_digest : "", "transfer_key_thumbprint", tp);
-	return audit_event(s, rec);
+	return audit_event(s, rec, ticket);
+}
+
+/* A decision, durable when this returns 0. */
+static int
+audit_release(provd_server *s, const struct decision *d)
+{
+	return audit_release_ticket(s, d, NULL);
 }
 
 /* ------------------------------------------------------------ release */
@@ -291,6 +301,7 @@ h_release(provd_server *s, struct evhttp_request *req, const char *name, const c
 	json_t *pol = NULL, *failed = NULL, *first;
 	store_item *it = NULL;
 	struct decision d = { .secret = name, .decision = "deny", .client = client_addr(req) };
+	uint64_t ticket = 0;
 	int r;
 
 	TAILQ_INIT(&q);
@@ -380,21 +391,40 @@ h_release(provd_server *s, struct evhttp_request *req, const char *name, const c
 		problem(req, 404, "secret-unavailable", "Secret unavailable", detail, NULL);
 		goto out;
 	}
-	if (r != STORE_OK || secret_payload(it, &payload, &plen) != 0 ||
-	    secret_jwe(t->cnf_jwk, (const uint8_t *)payload, plen, &jwe) != 0) {
+	if (r != STORE_OK) {
 		INC(s->m_errors);
-		prov_log("error", "release %s: %s", name,
-			 r != STORE_OK ? store_strerror(r) : "cannot build the JWE");
-		problem(req, 500, "release-error", "Release failed",
-			r != STORE_OK ? store_strerror(r) : "cannot build the JWE", NULL);
+		prov_log("error", "release %s: %s", name, store_strerror(r));
+		problem(req, 500, "release-error", "Release failed", store_strerror(r), NULL);
 		goto out;
 	}
 	d.version = it->version;
 	d.decision = "allow";
 	d.status = 200;
-	/* No release that is not on the record. */
-	if (audit_release(s, &d) != 0) {
+	/* No release that is not on the record: the record is written first and
+	 * the JWE built while it is flushed; the JWE leaves only once the record
+	 * is durable (audit_wait). */
+	if (audit_release_ticket(s, &d, &ticket) != 0) {
 		INC(s->m_errors);
+		problem(req, 500, "audit-error", "Audit log unavailable",
+			"the decision could not be recorded; nothing is released", NULL);
+		goto out;
+	}
+	if (secret_payload(it, &payload, &plen) != 0 ||
+	    secret_jwe(t->cnf_jwk, (const uint8_t *)payload, plen, &jwe) != 0) {
+		INC(s->m_errors);
+		prov_log("error", "release %s: cannot build the JWE", name);
+		/* The allow above is followed by what happened instead. */
+		d.decision = "error";
+		d.status = 500;
+		d.reason = "cannot build the JWE; nothing released";
+		(void)audit_release(s, &d);
+		problem(req, 500, "release-error", "Release failed", "cannot build the JWE", NULL);
+		goto out;
+	}
+	if (audit_wait(s->svc.audit, ticket) != 0) {
+		INC(s->m_errors);
+		prov_log("error", "audit log %s: the release record of %s is not durable",
+			 audit_path(s->svc.audit), name);
 		problem(req, 500, "audit-error", "Audit log unavailable",
 			"the decision could not be recorded; nothing is released", NULL);
 		goto out;
@@ -503,7 +533,7 @@ audit_admin(provd_server *s, struct evhttp_request *req, const char *who, const 
 	(void)audit_event(s, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "event", "admin", "client",
 				 client_addr(req), "admin", who, "action", action, "secret", name,
 				 "version", version ? json_integer(version) : json_null(), "detail",
-				 detail ? detail : ""));
+				 detail ? detail : ""), NULL);
 }
 
 static void

@@ -41,7 +41,8 @@ struct snp_guest {
 	const struct snp_guest_ops *ops;
 	char path[PATH_MAX];        /* device, configfs root or socket */
 	char spec[GUEST_SPEC_MAX];  /* "kind:path" */
-	int fd;                     /* sev-guest: the open device; else -1 */
+	int fd;                     /* sev-guest: the open device; sim: the connection
+	                             * kept from open for the first request; else -1 */
 };
 
 /* Backend constructors: fill g->ops and whatever state they keep.  g->kind,

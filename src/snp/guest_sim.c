@@ -3,7 +3,9 @@
  * Development and tests only: snpsimd's reports chain to the simulator's
  * own ARK, which no verifier trusts unless told to.
  *
- * One connection per request, one frame each way.  Firmware refusals come
+ * One connection per request, one frame each way; the connection opened by
+ * snp_guest_open to check that snpsimd is there carries the first request
+ * (a new one is opened if snpsimd closed it meanwhile).  Firmware refusals come
  * back inside the MSG_*_RSP status (as from real firmware): SNP_E_FIRMWARE.
  * SIM_MSG_ERROR (a request snpsimd could not even read) carries an
  * snp_status and a text: SNP_E_FORMAT for format/argument codes, else
@@ -90,21 +92,20 @@ sim_error(const char *path, const uint8_t *p, size_t len, snp_error *err)
 }
 
 /*
- * One request/response exchange.  *rsp (malloc'ed, caller frees and wipes
- * when secret) and *rsp_len on success; the response type is checked.
+ * One request/response exchange on fd (closed here).  *rsp (malloc'ed,
+ * caller frees and wipes when secret) and *rsp_len on success; the response
+ * type is checked.
  */
 static int
-sim_call(const char *path, uint16_t type, const uint8_t *req, size_t req_len, uint8_t **rsp,
-	 size_t *rsp_len, snp_error *err)
+sim_exchange(const char *path, int fd, uint16_t type, const uint8_t *req, size_t req_len,
+	     uint8_t **rsp, size_t *rsp_len, snp_error *err)
 {
 	uint8_t *p = NULL;
 	uint16_t rtype = 0;
 	size_t len = 0;
 	char eb[24];
-	int fd = -1, r, e;
+	int r, e;
 
-	if ((r = sim_connect(path, &fd, err)) != SNP_OK)
-		return r;
 	if ((e = simproto_write(fd, type, req, req_len)) != 0) {
 		r = snp_fail(err, SNP_E_IO, "sim:%s: sending the request: %s", path,
 			     guest_errno_name(-e, eb, sizeof(eb)));
@@ -133,9 +134,26 @@ out:
 		OPENSSL_cleanse(p, len);
 		free(p);
 	}
-	if (fd >= 0)
-		(void)close(fd);
+	(void)close(fd);
 	return r;
+}
+
+/* One exchange: on the connection kept by guest_sim_open if there is one
+ * (once; a failure there is retried on a new connection: snpsimd closes an
+ * idle connection after SIMPROTO_TIMEOUT_MS), else on a new connection. */
+static int
+sim_call(struct snp_guest *g, uint16_t type, const uint8_t *req, size_t req_len, uint8_t **rsp,
+	 size_t *rsp_len, snp_error *err)
+{
+	int fd = g->fd, r;
+
+	g->fd = -1;
+	if (fd >= 0 && (r = sim_exchange(g->path, fd, type, req, req_len, rsp, rsp_len, err)) !=
+			       SNP_E_IO)
+		return r;
+	if ((r = sim_connect(g->path, &fd, err)) != SNP_OK)
+		return r;
+	return sim_exchange(g->path, fd, type, req, req_len, rsp, rsp_len, err);
 }
 
 static int
@@ -154,7 +172,7 @@ sim_get_report(struct snp_guest *g, const uint8_t report_data[SNP_REPORT_DATA_LE
 	memcpy(m.report_data, report_data, SNP_REPORT_DATA_LEN);
 	m.vmpl = vmpl;
 	guestmsg_encode_report_req(&m, req);
-	if ((r = sim_call(g->path, type, req, sizeof(req), &rsp, &rsp_len, err)) != SNP_OK)
+	if ((r = sim_call(g, type, req, sizeof(req), &rsp, &rsp_len, err)) != SNP_OK)
 		goto out;
 	/* An extended response is MSG_REPORT_RSP followed by the certificate table. */
 	if (guestmsg_decode_report_rsp(rsp, rsp_len < MSG_REPORT_RSP_SIZE ? rsp_len
@@ -212,7 +230,7 @@ sim_derive_key(struct snp_guest *g, const snp_key_request *req, uint8_t key[SNP_
 	int r;
 
 	guestmsg_encode_key_req(req, wire);
-	if ((r = sim_call(g->path, SIM_MSG_KEY, wire, sizeof(wire), &rsp, &rsp_len, err)) != SNP_OK)
+	if ((r = sim_call(g, SIM_MSG_KEY, wire, sizeof(wire), &rsp, &rsp_len, err)) != SNP_OK)
 		goto out;
 	if (guestmsg_decode_key_rsp(rsp, rsp_len, &status, &k) != 0) {
 		r = snp_fail(err, SNP_E_FORMAT, "sim:%s: malformed MSG_KEY_RSP (%zu bytes)", g->path,
@@ -235,10 +253,18 @@ out:
 	return r;
 }
 
+static void
+sim_close(struct snp_guest *g)
+{
+	if (g->fd >= 0)
+		(void)close(g->fd);
+	g->fd = -1;
+}
+
 static const struct snp_guest_ops sim_ops = {
 	.get_report = sim_get_report,
 	.derive_key = sim_derive_key,
-	.close = NULL,
+	.close = sim_close,
 };
 
 int
@@ -246,10 +272,11 @@ guest_sim_open(struct snp_guest *g, snp_error *err)
 {
 	int fd = -1, r;
 
-	/* Connect once now, so that a missing simulator is reported at open. */
+	/* Connect now, so that a missing simulator is reported at open; the
+	 * connection is kept for the first request (g->fd). */
 	if ((r = sim_connect(g->path, &fd, err)) != SNP_OK)
 		return r;
-	(void)close(fd);
+	g->fd = fd;
 	g->ops = &sim_ops;
 	return SNP_OK;
 }

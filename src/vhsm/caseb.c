@@ -23,6 +23,7 @@
 #define IN_MAX (VHSM_HDR_LEN + 256u * 1024u) /* nitrided's answer: a JWE or a token */
 #define RETRY_MS 200
 #define JWKS_MAX 16
+#define KEEP_MAX 8 /* idle connections to nitrided kept for the next hand-offs */
 
 struct pend {
 	char name[VHSM_NAME_MAX + 1];
@@ -30,6 +31,9 @@ struct pend {
 	cjose_jwk_t *tkey;     /* the transfer key; private half in the secure heap */
 	char *tee_json;        /* its public JWK */
 	int fd;
+	struct vhsm_principal who; /* nitrided as checked when fd was connected */
+	bool reused;               /* fd was kept from an earlier hand-off */
+	bool conn_clean;           /* no request of ours unanswered on fd: it may be kept */
 	uint32_t id;
 	struct vhsm_wbuf out;
 	size_t out_off;
@@ -43,8 +47,19 @@ struct pend {
 	char msg[VCASEB_MSG_MAX];
 };
 
+/* An idle, authenticated connection to nitrided.  The principal was read
+ * from the kernel when it was connected; the socket stays bound to that
+ * process (nitrided's accepted sockets are close-on-exec), so it is not
+ * read again while the connection lives. */
+struct kept_conn {
+	int fd;
+	struct vhsm_principal who;
+};
+
 struct vcaseb {
 	struct vcaseb_config cfg;
+	struct kept_conn idle[KEEP_MAX];
+	size_t nidle;
 	struct pend *p[VCASEB_MAX_PENDING];
 	size_t n;
 	uint32_t next_id;
@@ -165,6 +180,8 @@ vcaseb_free(struct vcaseb *cb)
 		return;
 	for (i = 0; i < cb->n; i++)
 		pend_free(cb->p[i]);
+	for (i = 0; i < cb->nidle; i++)
+		close(cb->idle[i].fd);
 	for (i = 0; i < cb->njwks; i++) {
 		cjose_jwk_release(cb->jwks[i]);
 		free(cb->kids[i]);
@@ -389,10 +406,7 @@ finish(struct pend *p, int status, const char *fmt, ...)
 		vhsmd_log(status != 0 ? "warning" : "info", "case B: rotation check: %s", p->msg);
 		status = 0;
 	}
-	if (p->fd >= 0) {
-		close(p->fd);
-		p->fd = -1;
-	}
+	/* The connection is kept or closed by vcaseb_step (release_conn). */
 	/* The transfer key is not needed any more, whatever happened. */
 	cjose_jwk_release(p->tkey);
 	p->tkey = NULL;
@@ -400,12 +414,13 @@ finish(struct pend *p, int status, const char *fmt, ...)
 		vhsmd_log("warning", "case B: %s", p->msg);
 }
 
-/* Connect to nitrided and check who answers.  -1: try again later (last_err). */
+/* Connect to nitrided and check who answers: p->fd and p->who (or p
+ * finished if the peer cannot be identified), or -1: try again later, the
+ * reason in last_err. */
 static int
-try_connect(struct vhsmd *d, struct pend *p)
+connect_nitrided(struct vhsmd *d, struct pend *p)
 {
 	struct sockaddr_un sa;
-	struct vhsm_principal who;
 	int fd;
 
 	memset(&sa, 0, sizeof(sa));
@@ -421,19 +436,97 @@ try_connect(struct vhsmd *d, struct pend *p)
 		close(fd);
 		return -1;
 	}
-	/* nitrided is a principal like any other: the policy must grant it
-	 * "inject" on this name, or we do not talk to it. */
-	memset(&who, 0, sizeof(who));
-	if (vhsmd_peer_identify(fd, vhsm_policy_needs_exe_hash(d->policy), &who) != 0 ||
-	    !vhsm_policy_allows(d->policy, &who, VHSM_OP_INJECT, p->name)) {
+	memset(&p->who, 0, sizeof(p->who));
+	if (vhsmd_peer_identify(fd, vhsm_policy_needs_exe_hash(d->policy), &p->who) != 0) {
 		close(fd);
 		finish(p, VHSM_E_UNAVAILABLE,
-		       "key %s unavailable: the process at %s (uid %u) is not allowed to inject it",
-		       p->name, d->caseb->cfg.socket, (unsigned)who.uid);
+		       "key %s unavailable: the process at %s cannot be identified, so it is not "
+		       "allowed to inject it", p->name, d->caseb->cfg.socket);
 		return 0;
 	}
+	vhsmd_log("info", "case B: connected to nitrided at %s (pid %d, uid %u)", d->caseb->cfg.socket,
+		  (int)p->who.pid, (unsigned)p->who.uid);
 	p->fd = fd;
+	p->reused = false;
 	return 0;
+}
+
+/* An idle kept connection that is still usable, or -1.  One with anything
+ * to read (nitrided closed it, or sent what nobody asked for) is closed, and
+ * so is one whose principal lacks the exe hash a reloaded policy now needs. */
+static int
+take_kept(struct vhsmd *d, struct pend *p)
+{
+	struct vcaseb *cb = d->caseb;
+
+	while (cb->nidle > 0) {
+		struct kept_conn k = cb->idle[--cb->nidle];
+		struct pollfd pf = { .fd = k.fd, .events = POLLIN };
+
+		if (poll(&pf, 1, 0) != 0 ||
+		    (vhsm_policy_needs_exe_hash(d->policy) && !k.who.have_exe_sha256)) {
+			close(k.fd);
+			continue;
+		}
+		p->fd = k.fd;
+		p->who = k.who;
+		p->reused = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* A connection for this hand-off (kept, else new), and nitrided's right to
+ * inject this name.  -1: try again later (last_err). */
+static int
+get_conn(struct vhsmd *d, struct pend *p)
+{
+	if (take_kept(d, p) != 0) {
+		if (connect_nitrided(d, p) != 0)
+			return -1;
+		if (p->done)
+			return 0;
+	}
+	p->conn_clean = true;
+	/* nitrided is a principal like any other: the policy must grant it
+	 * "inject" on this name, or we do not talk to it.  Checked on every
+	 * hand-off, against the policy in force now. */
+	if (!vhsm_policy_allows(d->policy, &p->who, VHSM_OP_INJECT, p->name))
+		finish(p, VHSM_E_UNAVAILABLE,
+		       "key %s unavailable: the process at %s (uid %u) is not allowed to inject it",
+		       p->name, d->caseb->cfg.socket, (unsigned)p->who.uid);
+	return 0;
+}
+
+/* A finished hand-off gives its connection back: kept if nothing of ours is
+ * pending on it and there is room, else closed. */
+static void
+release_conn(struct vcaseb *cb, struct pend *p)
+{
+	if (p->fd < 0)
+		return;
+	if (p->conn_clean && cb->nidle < KEEP_MAX) {
+		cb->idle[cb->nidle].fd = p->fd;
+		cb->idle[cb->nidle++].who = p->who;
+	} else {
+		close(p->fd);
+	}
+	p->fd = -1;
+}
+
+/* A kept connection failed before any answer: nitrided went away while it
+ * was idle (restarted).  The request is sent again on a new connection, once. */
+static bool
+retry_fresh(struct pend *p)
+{
+	if (!p->reused || p->in_len != 0)
+		return false;
+	close(p->fd);
+	p->fd = -1;
+	p->reused = false;
+	p->out_off = 0;
+	p->next_try = 0;
+	return true;
 }
 
 static bool
@@ -639,12 +732,15 @@ pend_io(struct vhsmd *d, struct pend *p, short re)
 	if (p->out_off < p->out.len && (re & (POLLOUT | POLLERR | POLLHUP))) {
 		n = send(p->fd, p->out.p + p->out_off, p->out.len - p->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: nitrided closed the connection",
-			       p->name);
+			if (!retry_fresh(p))
+				finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: nitrided closed the connection",
+				       p->name);
 			return;
 		}
-		if (n > 0)
+		if (n > 0) {
 			p->out_off += (size_t)n;
+			p->conn_clean = false;
+		}
 	}
 	if (!(re & (POLLIN | POLLHUP | POLLERR)))
 		return;
@@ -654,8 +750,9 @@ pend_io(struct vhsmd *d, struct pend *p, short re)
 	}
 	n = recv(p->fd, p->in + p->in_len, IN_MAX - p->in_len, MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: nitrided closed the connection without an answer",
-		       p->name);
+		if (!retry_fresh(p))
+			finish(p, VHSM_E_UNAVAILABLE,
+			       "key %s unavailable: nitrided closed the connection without an answer", p->name);
 		return;
 	}
 	if (n < 0)
@@ -668,6 +765,10 @@ pend_io(struct vhsmd *d, struct pend *p, short re)
 		finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: nitrided sent a malformed frame", p->name);
 		return;
 	}
+	/* The whole answer to our request and nothing more: the connection
+	 * carries nothing of ours any more and may be kept. */
+	p->conn_clean = used == p->in_len && p->out_off == p->out.len && f.id == p->id &&
+			f.type == (VHSM_RESPONSE | p->kind);
 	on_answer(d, p, &f);
 }
 
@@ -693,15 +794,19 @@ vcaseb_step(struct vhsmd *d, const struct pollfd *pfd, size_t n)
 			for (k = 0; k < n; k++)
 				if (pfd[k].fd == p->fd && pfd[k].revents)
 					pend_io(d, p, pfd[k].revents);
-		} else if (now >= p->next_try) {
-			if (try_connect(d, p) != 0)
+		}
+		/* No connection yet, or a kept one found closed (retry_fresh). */
+		if (!p->done && p->fd < 0 && now >= p->next_try) {
+			if (get_conn(d, p) != 0)
 				p->next_try = now + RETRY_MS;
-			else if (p->fd >= 0)
+			else if (!p->done)
 				pend_io(d, p, POLLOUT);
 		}
 		if (!p->done && now >= p->deadline)
 			finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: nitrided did not answer within %u ms (%s)",
 			       p->name, cb->cfg.hold_ms, p->fd >= 0 ? "no answer" : p->last_err);
+		if (p->done)
+			release_conn(cb, p);
 	}
 }
 

@@ -8,6 +8,7 @@
 #include "nitride/vhsm.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -303,6 +304,9 @@ recv_spin(int fd, uint8_t *p, size_t n, uint64_t spin_ns)
 				spin_end();
 				return r;
 			}
+			/* The scheduler often wakes vhsmd on this very CPU; without a
+			 * yield it would wait for the whole budget, not the answer. */
+			(void)sched_yield();
 			if ((i & 15) == 0) {
 				uint64_t t = now_ns();
 

@@ -4,9 +4,11 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/decoder.h>
 #include <openssl/ec.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -199,6 +201,52 @@ openssl_key_type(uint32_t type)
 	}
 }
 
+/*
+ * A DER private key of a known OpenSSL type.  Building an OpenSSL 3.0
+ * decoder context costs ~60-80 us (d2i_PrivateKey_ex builds two per call);
+ * decoding with one already built ~15 us.  So one is kept per type and
+ * reused (vhsmd is single-threaded); it holds no key material between calls.
+ * Whatever it does not decode goes to d2i_PrivateKey_ex, which also tries
+ * the legacy decoders.  *pp is advanced past what was read.
+ */
+static EVP_PKEY *
+decode_private(int ossl_type, const unsigned char **pp, size_t len)
+{
+	static struct {
+		int type;
+		OSSL_DECODER_CTX *dc;
+		EVP_PKEY *out; /* where dc stores what it decoded */
+	} kept[] = { { EVP_PKEY_EC, NULL, NULL }, { EVP_PKEY_ED25519, NULL, NULL },
+		     { EVP_PKEY_RSA, NULL, NULL } };
+	const unsigned char *p = *pp;
+	size_t left = len, i;
+	EVP_PKEY *pk = NULL;
+
+	for (i = 0; i < sizeof(kept) / sizeof(kept[0]) && kept[i].type != ossl_type; i++)
+		;
+	if (i < sizeof(kept) / sizeof(kept[0])) {
+		if (kept[i].dc == NULL)
+			kept[i].dc = OSSL_DECODER_CTX_new_for_pkey(&kept[i].out, "DER", NULL,
+								   OBJ_nid2sn(ossl_type),
+								   EVP_PKEY_KEYPAIR, NULL, NULL);
+		kept[i].out = NULL;
+		if (kept[i].dc != NULL && OSSL_DECODER_from_data(kept[i].dc, &p, &left) == 1 &&
+		    kept[i].out != NULL) {
+			pk = kept[i].out;
+			kept[i].out = NULL;
+			*pp = p;
+			return pk;
+		}
+		EVP_PKEY_free(kept[i].out);
+		kept[i].out = NULL;
+		p = *pp;
+	}
+	pk = d2i_PrivateKey_ex(ossl_type, NULL, &p, (long)len, NULL, NULL);
+	if (pk != NULL)
+		*pp = p;
+	return pk;
+}
+
 int
 vk_import(uint32_t type, const uint8_t *in, size_t len, struct vk_material *out)
 {
@@ -230,7 +278,7 @@ vk_import(uint32_t type, const uint8_t *in, size_t len, struct vk_material *out)
 		return VHSM_E_ARGUMENT;
 	/* The type is known: naming it spares OpenSSL 3.0 trying every decoder
 	 * (d2i_AutoPrivateKey), which was half of vhsmd's CPU in a Case B flow. */
-	pk = d2i_PrivateKey_ex(openssl_key_type(type), NULL, &p, (long)len, NULL, NULL);
+	pk = decode_private(openssl_key_type(type), &p, len);
 	if (pk == NULL || p != in + len || !pkey_matches(type, pk)) {
 		EVP_PKEY_free(pk);
 		return VHSM_E_ARGUMENT;

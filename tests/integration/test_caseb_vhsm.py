@@ -162,12 +162,13 @@ def wait_path(p, proc, what):
     raise RuntimeError(f"{what} did not create {p}")
 
 
-def start_vhsmd(tmp, tag, nsock, hold_ms):
+def start_vhsmd(tmp, tag, nsock, hold_ms, policy=None):
     sock = os.path.join(tmp, f"vhsmd-{tag}.sock")
-    pol = os.path.join(tmp, "vhsm-policy.json")
-    with open(pol, "w") as f:
-        json.dump({"version": 1, "rules": [
-            {"principal": {"uid": os.getuid()}, "keys": ["*"], "operations": ["*"]}]}, f)
+    pol = policy or os.path.join(tmp, "vhsm-policy.json")
+    if policy is None:
+        with open(pol, "w") as f:
+            json.dump({"version": 1, "rules": [
+                {"principal": {"uid": os.getuid()}, "keys": ["*"], "operations": ["*"]}]}, f)
     cfg = os.path.join(tmp, f"vhsmd-{tag}.ini")
     with open(cfg, "w") as f:
         f.write(f"[vhsmd]\nsocket = {sock}\npolicy = {pol}\nstate_dir = {tmp}/vhsmd-{tag}\n"
@@ -376,6 +377,49 @@ def main():
             check(r.returncode == 0, "nitrided --once --vhsmd: " + r.stderr.strip())
             check("caseb-sign" in (listed(vsock3) or []), "--once installed the key in vhsmd")
             check(not os.path.exists(os.path.join(tmp, "once.sock")), "--once removed its socket")
+
+            # 5. vhsmd keeps its connection to nitrided across hand-offs; the
+            # right to inject is still checked on each one, and a connection
+            # that nitrided closed (restart) is replaced by a new one.
+            for n in ("caseb-keep-1", "caseb-keep-2", "caseb-keep-3"):
+                put_secret(tmp, purl, n, "p256", pem, good)
+            ndk, nsockk = start_nitrided(tmp, "k", vm, aurl, purl, ncfg)
+            procs.append(ndk)
+            kpol = os.path.join(tmp, "vhsm-policy-k.json")
+            with open(kpol, "w") as f:
+                json.dump({"version": 1, "rules": [
+                    {"principal": {"uid": os.getuid()}, "keys": ["*"],
+                     "operations": ["sign", "list", "ping"]},
+                    {"principal": {"uid": os.getuid()}, "keys": ["caseb-keep-1", "caseb-keep-3"],
+                     "operations": ["inject"]}]}, f)
+            vdk, vsockk = start_vhsmd(tmp, "k", nsockk, 20000, policy=kpol)
+            procs.append(vdk)
+            vlog = []
+            threading.Thread(target=lambda: vlog.extend(vdk.stderr), daemon=True).start()
+
+            def connects(want):
+                """Connections vhsmd logged, once the reader has caught up with `want`."""
+                for _ in range(100):
+                    n = sum("connected to nitrided" in line for line in list(vlog))
+                    if n >= want:
+                        return n
+                    time.sleep(0.05)
+                return n
+
+            r = vhsm(vsockk, "sign", "caseb-keep-1", "--in", msg)
+            check(r.returncode == 0, "kept: first hand-off: " + r.stderr.decode().strip())
+            refused(vsockk, "caseb-keep-2", "not allowed to inject",
+                    "kept: the inject right is checked on a kept connection too")
+            n = connects(1)
+            check(n == 1, f"kept: two hand-offs, one connection ({n})")
+            stop(ndk)
+            ndk, _ = start_nitrided(tmp, "k", vm, aurl, purl, ncfg)
+            procs.append(ndk)
+            r = vhsm(vsockk, "sign", "caseb-keep-3", "--in", msg)
+            check(r.returncode == 0, "kept: a hand-off after nitrided restarted: "
+                  + r.stderr.decode().strip())
+            n = connects(2)
+            check(n == 2, f"kept: a new connection after the restart ({n})")
     finally:
         for p in procs:
             stop(p)

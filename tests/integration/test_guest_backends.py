@@ -26,9 +26,11 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 failures = []
@@ -160,6 +162,55 @@ def verify(nitride, roots, path, what):
           f"{p.stdout} {p.stderr}")
 
 
+class Relay:
+    """A socket in front of snpsimd that counts connections; with drop_first
+    it closes the first one at once, as snpsimd does with an idle one."""
+
+    def __init__(self, path, backend, drop_first):
+        self.backend, self.drop_first, self.count = backend, drop_first, 0
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(path)
+        self.srv.listen(8)
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.count += 1
+            if self.drop_first and self.count == 1:
+                c.close()
+                continue
+            threading.Thread(target=self.pipe, args=(c,), daemon=True).start()
+
+    def pipe(self, c):
+        b = socket.socket(socket.AF_UNIX)
+        try:
+            b.connect(self.backend)
+            ends = [(c, b), (b, c)]
+            for src, dst in ends:
+                threading.Thread(target=self.copy, args=(src, dst), daemon=True).start()
+        except OSError:
+            c.close()
+
+    @staticmethod
+    def copy(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.srv.close()
+
+
 def sim_cases(d, sock, tmp):
     spec = "sim:" + sock
     check_report(d.run(spec, ["report", "--data", RD_HEX, "--vmpl", "1"]), "sim report", 1,
@@ -171,6 +222,15 @@ def sim_cases(d, sock, tmp):
                "INVALID_PARAM")
     expect_err(d.run("sim:" + os.path.join(tmp, "absent.sock"), ["report"]), "sim absent",
                "unavailable", "snpsimd")
+    # The connection opened to check that snpsimd is there carries the first
+    # request; if snpsimd closed it meanwhile, a new one does.
+    for drop, want in ((False, 1), (True, 2)):
+        path = os.path.join(tmp, f"relay-{int(drop)}.sock")
+        relay = Relay(path, sock, drop)
+        check_report(d.run("sim:" + path, ["report", "--data", RD_HEX]),
+                     f"sim report through a relay (drop_first={drop})", 0, "sim")
+        check(relay.count == want, f"sim report: {relay.count} connection(s), want {want}")
+        relay.close()
     # NITRIDE_SNP selects the backend when no spec is given.
     r = d.run("-", ["info"], extra_env={"NITRIDE_SNP": spec})
     if expect_ok(r, "NITRIDE_SNP"):

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -606,6 +607,137 @@ verify_file(const char *path, char *why, size_t whylen)
 	return r;
 }
 
+/* A stand-in for fdatasync that blocks until the test opens the gate, and
+ * counts the flushes that began and ended. */
+struct gated_sync {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool open, fail_next;
+	int entered, returned;
+};
+
+static int
+gated_sync_fn(int fd, void *arg)
+{
+	struct gated_sync *g = arg;
+	int r = 0;
+
+	(void)fd;
+	(void)pthread_mutex_lock(&g->lock);
+	g->entered++;
+	(void)pthread_cond_broadcast(&g->cond);
+	while (!g->open)
+		(void)pthread_cond_wait(&g->cond, &g->lock);
+	if (g->fail_next) {
+		g->fail_next = false;
+		r = -1;
+	}
+	g->returned++;
+	(void)pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+struct waiter {
+	audit_log *a;
+	uint64_t ticket;
+	struct gated_sync *g;
+	int r, returned_before; /* flushes that had ended when audit_wait returned */
+};
+
+static void *
+waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->r = audit_wait(w->a, w->ticket);
+	(void)pthread_mutex_lock(&w->g->lock);
+	w->returned_before = w->g->returned;
+	(void)pthread_mutex_unlock(&w->g->lock);
+	return NULL;
+}
+
+static uint64_t
+write_rec(audit_log *a, int n)
+{
+	json_t *rec = json_pack("{s:s, s:i}", "event", "release", "n", n);
+	uint64_t t = 0;
+
+	assert_int_equal(audit_write(a, rec, &t), 0);
+	json_decref(rec);
+	return t;
+}
+
+/* Group commit: a record counts as durable only after a flush that began
+ * after it was written has ended; records written during a flush share the
+ * next one; a failed flush fails its records and every later one. */
+static void
+test_audit_group_commit(void **state)
+{
+	char p[1024], err[512], why[256];
+	struct gated_sync g = { .open = false };
+	struct waiter w;
+	audit_log *a = NULL;
+	pthread_t th;
+	uint64_t t1, t2, t3, t4;
+	json_t *rec;
+
+	(void)state;
+	(void)pthread_mutex_init(&g.lock, NULL);
+	(void)pthread_cond_init(&g.cond, NULL);
+	tpath(p, sizeof(p), "audit-gc.log");
+	(void)unlink(p);
+	assert_int_equal(audit_open(p, &a, err, sizeof(err)), 0);
+	audit_set_sync(a, gated_sync_fn, &g);
+
+	t1 = write_rec(a, 1);
+	assert_int_equal(t1, 1);
+	w = (struct waiter){ .a = a, .ticket = t1, .g = &g, .r = -2 };
+	assert_int_equal(pthread_create(&th, NULL, waiter_main, &w), 0);
+	/* The first flush has begun (and is held): write two more meanwhile. */
+	(void)pthread_mutex_lock(&g.lock);
+	while (g.entered < 1)
+		(void)pthread_cond_wait(&g.cond, &g.lock);
+	(void)pthread_mutex_unlock(&g.lock);
+	t2 = write_rec(a, 2);
+	t3 = write_rec(a, 3);
+	(void)pthread_mutex_lock(&g.lock);
+	g.open = true;
+	(void)pthread_cond_broadcast(&g.cond);
+	(void)pthread_mutex_unlock(&g.lock);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.r, 0);
+	assert_true(w.returned_before >= 1); /* never before the flush ended */
+	assert_int_equal(audit_wait(a, t3), 0);
+	assert_int_equal(audit_wait(a, t2), 0);
+	(void)pthread_mutex_lock(&g.lock);
+	assert_int_equal(g.entered, 2); /* records 2 and 3: one flush */
+	assert_int_equal(g.returned, 2);
+	g.fail_next = true;
+	(void)pthread_mutex_unlock(&g.lock);
+
+	/* A failed flush: its record is not durable, and nothing after it is. */
+	t4 = write_rec(a, 4);
+	assert_int_equal(audit_wait(a, t4), -1);
+	rec = json_pack("{s:s}", "event", "admin");
+	assert_int_equal(audit_append(a, rec), -1);
+	json_decref(rec);
+	assert_int_equal(audit_wait(a, t3), 0); /* flushed before the failure */
+	audit_close(a);
+	/* Four records, the chain intact; the refused one is not in the file. */
+	assert_int_equal(verify_file(p, why, sizeof(why)), 0);
+	{
+		size_t len = 0, lines = 0, i;
+		uint8_t *b = ts_read_file(p, &len);
+
+		for (i = 0; i < len; i++)
+			lines += b[i] == '\n';
+		free(b);
+		assert_int_equal(lines, 4);
+	}
+	(void)pthread_cond_destroy(&g.cond);
+	(void)pthread_mutex_destroy(&g.lock);
+}
+
 static void
 test_audit_chain(void **state)
 {
@@ -736,7 +868,8 @@ main(void)
 		cmocka_unit_test(test_release_jwe),   cmocka_unit_test(test_payload_ec),
 		cmocka_unit_test(test_policy_eval),   cmocka_unit_test(test_policy_check),
 		cmocka_unit_test(test_seal_key),      cmocka_unit_test(test_store),
-		cmocka_unit_test(test_audit_chain),   cmocka_unit_test(test_b64),
+		cmocka_unit_test(test_audit_chain),   cmocka_unit_test(test_audit_group_commit),
+		cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_thumbprint),
 	};
 	const char *base = getenv("NITRIDE_TEST_TMP");
