@@ -410,7 +410,6 @@ conn_free(struct conn *cn)
 	free(cn);
 }
 
-
 /* ---- The shared-memory fast path (docs/vhsm-protocol.md, "Shared memory").
  * The slot is the client's memory: whatever is in it may change at any
  * moment, so vhsmd reads each control word once, bounds the length, copies

@@ -125,10 +125,16 @@ slots_mapped(uint64_t *requests)
 	if (requests)
 		*requests = 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		unsigned long lo = 0, hi = 0;
+		unsigned long lo, hi;
+		char *end;
 
-		if (strstr(line, "/memfd:vhsm-slot") == NULL ||
-		    sscanf(line, "%lx-%lx", &lo, &hi) != 2 || hi - lo != VHSM_SHM_SIZE)
+		if (strstr(line, "/memfd:vhsm-slot") == NULL)
+			continue;
+		lo = strtoul(line, &end, 16);
+		if (*end != '-')
+			continue;
+		hi = strtoul(end + 1, &end, 16);
+		if (*end != ' ' || hi - lo != VHSM_SHM_SIZE)
 			continue;
 		n++;
 		if (requests)
