@@ -375,11 +375,16 @@ class SleepingDaemonTest(ShmTest):
     reaches it only through a doorbell when its flag says it sleeps."""
     busy_poll_us = 0
 
+    def wait_asleep(self, c):
+        deadline = time.time() + 20
+        while c.get(SRV_SLEEP) != 1:
+            self.assertLess(time.time(), deadline, "vhsmd never said it sleeps")
+            time.sleep(0.01)
+
     def test_doorbell_wakes_the_daemon(self):
         c = self.client()
         self.assertEqual(c.attach(), 0)
-        time.sleep(0.2)
-        self.assertEqual(c.get(SRV_SLEEP), 1)
+        self.wait_asleep(c)
         for rid in range(1, 50):
             c.publish(frame(OP_PING, rid))
             fr = c.wait_answer()
@@ -390,8 +395,7 @@ class SleepingDaemonTest(ShmTest):
         # ringing waits (until something else wakes vhsmd).
         c = self.client()
         self.assertEqual(c.attach(), 0)
-        time.sleep(0.2)
-        self.assertEqual(c.get(SRV_SLEEP), 1)
+        self.wait_asleep(c)
         c.publish(frame(OP_PING, 1), ring=False)
         time.sleep(0.3)
         self.assertEqual(c.get(RESP_SEQ), 0)
