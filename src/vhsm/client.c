@@ -217,14 +217,12 @@ lane_attach(struct lane *l)
 		r = -1;
 		goto out;
 	}
-	if (vhsm_frame_decode(resp, resp_len, true, &f, &used) == 0 &&
-	    f.type == (VHSM_RESPONSE | VHSM_OP_SHM_ATTACH) && rid == 0 &&
-	    vhsm_tlv_u32(f.body, f.body_len, VHSM_T_STATUS, &status) == 0 && status == 0) {
-		l->shm = m;
-		m = MAP_FAILED;
-	} else if (vhsm_frame_decode(resp, resp_len, true, &f, &used) != 0 ||
-		   f.type != (VHSM_RESPONSE | VHSM_OP_SHM_ATTACH) || rid != 0) {
+	if (vhsm_frame_decode(resp, resp_len, true, &f, &used) != 0 ||
+	    f.type != (VHSM_RESPONSE | VHSM_OP_SHM_ATTACH) || rid != 0) {
 		r = -1; /* not the answer to what we asked */
+	} else if (vhsm_tlv_u32(f.body, f.body_len, VHSM_T_STATUS, &status) == 0 && status == 0) {
+		l->shm = m; /* else refused: the lane keeps to the socket */
+		m = MAP_FAILED;
 	}
 	vhsm_buf_free(resp, resp_len);
 out:
