@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -49,6 +51,12 @@ struct lane {
 	 * brings a whole answer (header and body), or several. */
 	uint8_t ra[16384];
 	size_t ra_off, ra_len;
+	/* The shared-memory slot (docs/vhsm-protocol.md, "Shared memory"): used
+	 * by a call that finds the lane otherwise idle, one at a time. */
+	uint8_t *shm;        /* VHSM_SHM_SIZE bytes; NULL: the socket only */
+	bool slot_busy;      /* a call's request is in the slot (under mu) */
+	uint32_t req_seq;    /* the last request seq published */
+	uint32_t resp_seen;  /* the last response seq taken (under mu) */
 };
 
 /* A handle shared by the threads of one process.  It opens up to LANES_MAX
@@ -123,6 +131,11 @@ lane_free(struct lane *l)
 		vclient_tls_free(l->tls);
 	else if (l->fd >= 0)
 		close(l->fd);
+	if (l->shm != NULL) {
+		/* Our memory, and it held requests and answers in the clear. */
+		OPENSSL_cleanse(l->shm, VHSM_SHM_SIZE);
+		munmap(l->shm, VHSM_SHM_SIZE);
+	}
 	OPENSSL_cleanse(l->ra, sizeof(l->ra));
 	for (p = l->pend; p; p = n) {
 		n = p->next;
@@ -135,13 +148,100 @@ lane_free(struct lane *l)
 	free(l);
 }
 
+static int read_frame(struct lane *l, uint64_t spin_ns, uint8_t **buf, size_t *len, uint32_t *id);
+
+/* VHSM_SHM=0 turns the shared-memory slot off. */
+static bool
+shm_wanted(void)
+{
+	const char *v = getenv("VHSM_SHM");
+
+	return v == NULL || strcmp(v, "0") != 0;
+}
+
+/* Offer vhsmd a slot on a fresh lane: a sealed memfd passed with
+ * VHSM_OP_SHM_ATTACH.  0: attached or refused (the lane works either way;
+ * l->shm says which), -1: the connection failed (an old vhsmd closes it on
+ * the unknown message). */
+static int
+lane_attach(struct lane *l)
+{
+	static const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	union {
+		struct cmsghdr h;
+		uint8_t b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct vhsm_wbuf w;
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	struct vhsm_frame f;
+	uint8_t *resp = NULL;
+	size_t resp_len = 0, used;
+	uint32_t rid, status;
+	void *m = MAP_FAILED;
+	int mfd, r = 0;
+
+	if ((mfd = memfd_create("vhsm-slot", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0)
+		return 0;
+	if (ftruncate(mfd, VHSM_SHM_SIZE) != 0 || fcntl(mfd, F_ADD_SEALS, seals) != 0 ||
+	    (m = mmap(NULL, VHSM_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) == MAP_FAILED) {
+		close(mfd);
+		return 0;
+	}
+	vhsm_wbuf_init(&w, VHSM_HDR_LEN);
+	vhsm_wbuf_frame(&w, VHSM_OP_SHM_ATTACH, 0);
+	if (vhsm_wbuf_finish(&w) != 0) {
+		vhsm_wbuf_free(&w);
+		goto out;
+	}
+	iov.iov_base = w.p;
+	iov.iov_len = w.len;
+	memset(&mh, 0, sizeof(mh));
+	memset(&ctl, 0, sizeof(ctl));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = sizeof(ctl.b);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &mfd, sizeof(int));
+	if (sendmsg(l->fd, &mh, MSG_NOSIGNAL) != (ssize_t)w.len) {
+		vhsm_wbuf_free(&w);
+		r = -1;
+		goto out;
+	}
+	vhsm_wbuf_free(&w);
+	if (read_frame(l, 0, &resp, &resp_len, &rid) != 0) {
+		r = -1;
+		goto out;
+	}
+	if (vhsm_frame_decode(resp, resp_len, true, &f, &used) != 0 ||
+	    f.type != (VHSM_RESPONSE | VHSM_OP_SHM_ATTACH) || rid != 0) {
+		r = -1; /* not the answer to what we asked */
+	} else if (vhsm_tlv_u32(f.body, f.body_len, VHSM_T_STATUS, &status) == 0 && status == 0) {
+		l->shm = m; /* else refused: the lane keeps to the socket */
+		m = MAP_FAILED;
+	}
+	vhsm_buf_free(resp, resp_len);
+out:
+	if (m != MAP_FAILED)
+		munmap(m, VHSM_SHM_SIZE);
+	close(mfd);
+	return r;
+}
+
 /* A new connection to sa; NULL with last_msg set on failure. */
 static struct lane *
 lane_open(const struct sockaddr_un *sa)
 {
 	struct lane *l;
+	bool shm = shm_wanted();
 	int fd;
 
+again:
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(last_msg, sizeof(last_msg), "socket: %s", strerror(errno));
 		return NULL;
@@ -159,6 +259,13 @@ lane_open(const struct sockaddr_un *sa)
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->wmu, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	if (shm && lane_attach(l) != 0) {
+		/* A vhsmd without the fast path closes the connection on the
+		 * unknown message: connect again without it. */
+		lane_free(l);
+		shm = false;
+		goto again;
+	}
 	return l;
 }
 
@@ -481,28 +588,123 @@ lane_give(vhsm_client *c, struct lane *l, bool failed)
 	pthread_mutex_unlock(&c->mu);
 }
 
-/* Send the frame on lane l and wait for the answer with the same id. */
+/* Take the answer in the response slot, if vhsmd published a new one, and
+ * hand it to its pending call (under l->mu).  The frame is copied out and
+ * the slot's bytes wiped (an answer may be plaintext).  1: one handed over,
+ * 0: nothing new, -1: not a valid answer to a call of ours. */
+static int
+slot_take(struct lane *l)
+{
+	struct vhsm_shm_ctl *ctl = (struct vhsm_shm_ctl *)(void *)l->shm;
+	struct vhsm_frame f;
+	struct pending *p;
+	uint32_t seq, len;
+	uint8_t *b;
+	size_t used;
+
+	if (l->shm == NULL || (seq = __atomic_load_n(&ctl->resp_seq, __ATOMIC_SEQ_CST)) == l->resp_seen)
+		return 0;
+	l->resp_seen = seq;
+	len = __atomic_load_n(&ctl->resp_len, __ATOMIC_RELAXED);
+	if (len < VHSM_HDR_LEN || len > VHSM_SHM_SLOT || (b = malloc(len)) == NULL)
+		return -1;
+	memcpy(b, l->shm + VHSM_SHM_RESP_OFF, len);
+	OPENSSL_cleanse(l->shm + VHSM_SHM_RESP_OFF, len);
+	if (vhsm_frame_decode(b, len, true, &f, &used) != 0 || used != len)
+		goto bad;
+	for (p = l->pend; p && p->id != f.id; p = p->next)
+		;
+	if (p == NULL || p->done)
+		goto bad;
+	p->frame = b;
+	p->len = len;
+	p->done = true;
+	return 1;
+bad:
+	vhsm_buf_free(b, len);
+	return -1;
+}
+
+/* Busy-wait (without l->mu) for up to spin_ns for vhsmd to publish an
+ * answer in the slot; the caller then takes it with slot_take. */
+static void
+slot_spin(struct lane *l, uint32_t seen, uint64_t spin_ns)
+{
+	const struct vhsm_shm_ctl *ctl = (const struct vhsm_shm_ctl *)(const void *)l->shm;
+	uint64_t deadline = 0;
+	unsigned i;
+
+	if (spin_ns == 0 || !spin_begin())
+		return;
+	for (i = 0; __atomic_load_n(&ctl->resp_seq, __ATOMIC_ACQUIRE) == seen; i++) {
+		if ((i & 63) == 0) {
+			uint64_t t = now_ns();
+
+			if (deadline == 0)
+				deadline = t + spin_ns;
+			else if (t >= deadline)
+				break;
+		}
+	}
+	spin_end();
+}
+
+/* Put the request in the slot and publish it; ring vhsmd's doorbell if it
+ * sleeps.  The store of req_seq and the load of server_sleeping are seq_cst,
+ * paired with vhsmd's store of server_sleeping then load of req_seq: one of
+ * the two sides sees the other, so no wake-up is lost. */
+static int
+slot_send(struct lane *l, const uint8_t *req, size_t req_len)
+{
+	struct vhsm_shm_ctl *ctl = (struct vhsm_shm_ctl *)(void *)l->shm;
+	uint8_t bell[VHSM_HDR_LEN] = { VHSM_MAGIC0, VHSM_MAGIC1, VHSM_MAGIC2, VHSM_MAGIC3,
+				       VHSM_PROTO_VERSION, VHSM_OP_DOORBELL };
+	int r = 0;
+
+	memcpy(l->shm + VHSM_SHM_REQ_OFF, req, req_len);
+	__atomic_store_n(&ctl->req_len, (uint32_t)req_len, __ATOMIC_RELAXED);
+	__atomic_store_n(&ctl->req_seq, ++l->req_seq, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&ctl->server_sleeping, __ATOMIC_SEQ_CST) != 0) {
+		pthread_mutex_lock(&l->wmu);
+		r = write_full(l->fd, bell, sizeof(bell));
+		pthread_mutex_unlock(&l->wmu);
+	}
+	return r;
+}
+
+/* Send the frame on lane l and wait for the answer with the same id.  The
+ * shared slot carries it when the lane is otherwise idle and it fits; the
+ * answer may then come in the slot or (too large for it) on the socket, so
+ * the caller waits for both: it spins on the slot, then says it sleeps and
+ * reads the socket, where a doorbell frame means "look at the slot". */
 static int
 lane_call(struct lane *l, uint64_t spin_ns, uint32_t id, const uint8_t *req, size_t req_len,
 	  uint8_t **resp, size_t *resp_len)
 {
+	struct vhsm_shm_ctl *ctl = (struct vhsm_shm_ctl *)(void *)l->shm;
 	struct pending me, **pp;
-	bool broken = false;
+	bool broken = false, slot = false, spun = false, asleep = false;
 	int r;
 
 	memset(&me, 0, sizeof(me));
 	me.id = id;
 	pthread_mutex_lock(&l->mu);
+	if (l->shm != NULL && l->pend == NULL && !l->slot_busy && req_len <= VHSM_SHM_SLOT)
+		slot = l->slot_busy = true;
 	me.next = l->pend;
 	l->pend = &me;
 	pthread_mutex_unlock(&l->mu);
 
-	pthread_mutex_lock(&l->wmu);
-	if (l->tls != NULL)
-		r = vclient_tls_write_full(l->tls, req, req_len);
-	else
-		r = write_full(l->fd, req, req_len);
-	pthread_mutex_unlock(&l->wmu);
+	if (slot) {
+		r = slot_send(l, req, req_len);
+	} else {
+		pthread_mutex_lock(&l->wmu);
+		if (l->tls != NULL)
+			r = vclient_tls_write_full(l->tls, req, req_len);
+		else
+			r = write_full(l->fd, req, req_len);
+		pthread_mutex_unlock(&l->wmu);
+	}
 
 	pthread_mutex_lock(&l->mu);
 	if (r != 0)
@@ -513,17 +715,39 @@ lane_call(struct lane *l, uint64_t spin_ns, uint32_t id, const uint8_t *req, siz
 		uint32_t rid = 0;
 		struct pending *p;
 
+		if ((r = slot_take(l)) != 0) {
+			broken = r < 0;
+			pthread_cond_broadcast(&l->cv);
+			continue;
+		}
+		if (slot && !spun) {
+			uint32_t seen = l->resp_seen;
+
+			spun = true;
+			pthread_mutex_unlock(&l->mu);
+			slot_spin(l, seen, spin_ns);
+			pthread_mutex_lock(&l->mu);
+			continue;
+		}
+		if (slot && !asleep) {
+			/* Then look at the slot once more (slot_take, above). */
+			__atomic_store_n(&ctl->client_sleeping, 1, __ATOMIC_SEQ_CST);
+			asleep = true;
+			continue;
+		}
 		if (l->reading) {
 			pthread_cond_wait(&l->cv, &l->mu);
 			continue;
 		}
 		l->reading = true;
 		pthread_mutex_unlock(&l->mu);
-		r = read_frame(l, spin_ns, &buf, &len, &rid);
+		r = read_frame(l, slot ? 0 : spin_ns, &buf, &len, &rid);
 		pthread_mutex_lock(&l->mu);
 		l->reading = false;
 		if (r != 0) {
 			broken = true;
+		} else if (buf[5] == (VHSM_RESPONSE | VHSM_OP_DOORBELL)) {
+			vhsm_buf_free(buf, len); /* the slot is looked at next turn */
 		} else {
 			for (p = l->pend; p && p->id != rid; p = p->next)
 				;
@@ -537,6 +761,11 @@ lane_call(struct lane *l, uint64_t spin_ns, uint32_t id, const uint8_t *req, siz
 			}
 		}
 		pthread_cond_broadcast(&l->cv);
+	}
+	if (slot) {
+		if (asleep)
+			__atomic_store_n(&ctl->client_sleeping, 0, __ATOMIC_RELAXED);
+		l->slot_busy = false;
 	}
 	if (broken) {
 		/* Nobody can trust this stream any more: wake every waiter. */

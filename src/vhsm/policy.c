@@ -64,6 +64,9 @@ static const char *const op_names[VHSM_OP_MAX + 1] = {
 	[VHSM_OP_NITRIDED_ATTEST] = "nitrided_attest",
 	[VHSM_OP_PROVISION] = "provision",
 	[VHSM_OP_INJECT] = "inject",
+	/* Transport messages, never operations a rule could grant. */
+	[VHSM_OP_SHM_ATTACH] = "shm_attach",
+	[VHSM_OP_DOORBELL] = "doorbell",
 };
 
 const char *

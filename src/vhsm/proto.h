@@ -56,7 +56,12 @@ enum vhsm_op {
 	VHSM_OP_NITRIDED_ATTEST = 20,    /* NAME, TEE_PUBKEY -> NAME, TOKEN (EAR) */
 	VHSM_OP_PROVISION = 21,          /* NAME: make the key available (provision or attest) */
 	VHSM_OP_INJECT = 22,             /* never sent: the policy right nitrided needs on a name */
-	VHSM_OP_MAX = 22
+	/* Transport messages of the shared-memory fast path ("Shared memory" in
+	 * docs/vhsm-protocol.md); vhsmd's loop consumes them, the request table
+	 * never sees them (it would answer PROTOCOL). */
+	VHSM_OP_SHM_ATTACH = 23, /* empty body + a memfd (SCM_RIGHTS) -> STATUS */
+	VHSM_OP_DOORBELL = 24,   /* empty body, id 0, no answer: "look at the slot" */
+	VHSM_OP_MAX = 24
 };
 
 /* TLV tags.  A tag may appear once per body, except VHSM_T_KEYINFO. */
@@ -89,6 +94,33 @@ enum vhsm_tag {
 };
 
 #define VHSM_NAME_MAX 128u
+
+/*
+ * The shared-memory slot of one Unix connection: a sealed memfd of exactly
+ * VHSM_SHM_SIZE bytes made by the client, a control page then one request
+ * and one response slot, each holding one whole frame.  Each control word
+ * has a cache line of its own (the two sides write different ones).  The
+ * words are accessed with __atomic builtins; neither side trusts what the
+ * other wrote (vhsmd reads req_len once, bounds it, copies the frame out).
+ */
+#define VHSM_SHM_SLOT (64u * 1024u)
+#define VHSM_SHM_CTL 4096u
+#define VHSM_SHM_REQ_OFF VHSM_SHM_CTL
+#define VHSM_SHM_RESP_OFF (VHSM_SHM_CTL + VHSM_SHM_SLOT)
+#define VHSM_SHM_SIZE (VHSM_SHM_CTL + 2u * VHSM_SHM_SLOT)
+
+struct vhsm_shm_ctl {
+	uint32_t req_seq; /* client: +1 (release) after writing req_len and the frame */
+	uint32_t req_len;
+	uint32_t pad0[14];
+	uint32_t resp_seq; /* vhsmd: +1 (seq_cst) after writing resp_len and the frame */
+	uint32_t resp_len;
+	uint32_t pad1[14];
+	uint32_t server_sleeping; /* vhsmd: 1 before it blocks in poll() */
+	uint32_t pad2[15];
+	uint32_t client_sleeping; /* client: 1 before it blocks in recv() */
+	uint32_t pad3[15];
+};
 
 /* A validated frame: header fields and a borrowed view of the body. */
 struct vhsm_frame {

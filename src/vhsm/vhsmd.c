@@ -60,6 +60,7 @@ struct config {
 	bool audit_allowed;
 	unsigned max_conns;
 	unsigned busy_poll_us;
+	bool shared_memory; /* accept VHSM_OP_SHM_ATTACH (the fast path) */
 	struct vstore_seal seal;
 	struct vcaseb_config caseb;
 	struct vtls_config tls;
@@ -88,6 +89,13 @@ struct conn {
 	size_t in_len, in_cap;
 	struct vhsm_wbuf out;
 	size_t out_off;
+	/* The shared-memory fast path (Unix connections only). */
+	bool shm_allowed;      /* shared_memory = yes */
+	int shm_fd;            /* a memfd received with SCM_RIGHTS, not yet attached; -1 */
+	uint8_t *shm;          /* the attached mapping (VHSM_SHM_SIZE bytes); NULL */
+	uint32_t shm_req_seen; /* the last request seq taken from the slot */
+	uint8_t *slot_held;    /* a slot request held for Case B (private copy) */
+	size_t slot_held_len;
 };
 
 void
@@ -191,6 +199,8 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 			ok = parse_ull(value, 10, 4096, &n) && n > 0 && ((c->max_conns = (unsigned)n), true);
 		else if (strcmp(name, "busy_poll_us") == 0)
 			ok = parse_ull(value, 10, 100000, &n) && ((c->busy_poll_us = (unsigned)n), true);
+		else if (strcmp(name, "shared_memory") == 0)
+			ok = parse_bool(value, &b) && ((c->shared_memory = b), true);
 		else
 			goto unknown;
 	} else if (strcmp(section, "sealing") == 0) {
@@ -259,6 +269,7 @@ load_config(const char *path, struct config *c)
 	c->secure_heap_min = 32;
 	c->max_conns = 256;
 	c->busy_poll_us = 100;
+	c->shared_memory = true;
 	c->seal.root_key = SNP_KEY_ROOT_VCEK;
 	c->seal.fields = SNP_KEY_FIELD_MEASUREMENT | SNP_KEY_FIELD_POLICY;
 	c->caseb.hold_ms = 30000;
@@ -383,12 +394,210 @@ conn_free(struct conn *cn)
 	}
 	if (cn->fd >= 0)
 		close(cn->fd);
+	if (cn->shm_fd >= 0)
+		close(cn->shm_fd);
+	if (cn->shm != NULL)
+		munmap(cn->shm, VHSM_SHM_SIZE); /* client memory: the client wipes it */
+	if (cn->slot_held != NULL) {
+		OPENSSL_cleanse(cn->slot_held, cn->slot_held_len);
+		free(cn->slot_held);
+	}
 	if (cn->in) {
 		OPENSSL_cleanse(cn->in, cn->in_cap);
 		free(cn->in);
 	}
 	vhsm_wbuf_free(&cn->out);
 	free(cn);
+}
+
+/* ---- The shared-memory fast path (docs/vhsm-protocol.md, "Shared memory").
+ * The slot is the client's memory: whatever is in it may change at any
+ * moment, so vhsmd reads each control word once, bounds the length, copies
+ * the frame into private memory and decodes only the copy. */
+
+static struct vhsm_shm_ctl *
+shm_ctl(const struct conn *cn)
+{
+	return (struct vhsm_shm_ctl *)(void *)cn->shm;
+}
+
+/* Append an answer of our own (no body but STATUS and, on refusal, MESSAGE). */
+static int
+answer_status(struct conn *cn, uint8_t op, uint32_t id, int status, const char *msg)
+{
+	struct vhsm_wbuf w;
+	int r = -1;
+
+	vhsm_wbuf_init(&w, VHSM_HDR_LEN + 512);
+	vhsm_wbuf_frame(&w, (uint8_t)(VHSM_RESPONSE | op), id);
+	vhsm_wbuf_tlv_u32(&w, VHSM_T_STATUS, (uint32_t)-status);
+	if (msg != NULL)
+		vhsm_wbuf_tlv_str(&w, VHSM_T_MESSAGE, msg);
+	if (vhsm_wbuf_finish(&w) != 0)
+		goto out;
+	vhsm_wbuf_raw(&cn->out, w.p, w.len);
+	r = cn->out.failed ? -1 : 0;
+out:
+	vhsm_wbuf_free(&w);
+	return r;
+}
+
+/* VHSM_OP_SHM_ATTACH: map the memfd that came with the frame, if it is what
+ * the protocol says (exactly VHSM_SHM_SIZE bytes, sealed against shrinking
+ * and growing, so it cannot be cut under our mapping).  Answered OK or
+ * refused; -1 only when the answer cannot be queued. */
+static int
+shm_attach(struct conn *cn, const struct vhsm_frame *f)
+{
+	const char *why = NULL;
+	struct stat st;
+	void *m;
+	int seals, fd = cn->shm_fd;
+
+	cn->shm_fd = -1;
+	if (!cn->shm_allowed)
+		why = "shared memory is off (shared_memory = no)";
+	else if (cn->shm != NULL)
+		why = "a slot is attached already";
+	else if (fd < 0)
+		why = "no file descriptor came with the request";
+	else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != (off_t)VHSM_SHM_SIZE)
+		why = "the memfd has the wrong size";
+	else if ((seals = fcntl(fd, F_GET_SEALS)) < 0 ||
+		 (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+		why = "the memfd is not sealed against shrinking and growing";
+	else if ((m = mmap(NULL, VHSM_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+		 MAP_FAILED)
+		why = "cannot map the memfd";
+	else
+		cn->shm = m;
+	if (fd >= 0)
+		close(fd);
+	if (cn->shm != NULL && why == NULL) {
+		cn->shm_req_seen = __atomic_load_n(&shm_ctl(cn)->req_seq, __ATOMIC_ACQUIRE);
+		return answer_status(cn, VHSM_OP_SHM_ATTACH, f->id, 0, NULL);
+	}
+	return answer_status(cn, VHSM_OP_SHM_ATTACH, f->id, VHSM_E_ARGUMENT, why);
+}
+
+/* Serve one request taken from the slot (`req`, a private copy this takes
+ * over): the same request table, principal and hold logic as a socket frame.
+ * The answer goes to the response slot when it fits, else to the socket; a
+ * client asleep in recv() gets a doorbell.  -1: close the connection. */
+static int
+slot_serve(struct vhsmd *d, struct conn *cn, uint8_t *req, size_t len, bool resumed,
+	   const char *fail)
+{
+	struct vhsm_shm_ctl *ctl = shm_ctl(cn);
+	struct vhsm_frame f;
+	struct vhsm_wbuf w;
+	size_t used;
+	int r = -1;
+
+	vhsm_wbuf_init(&w, VHSM_HDR_LEN + VHSM_BODY_MAX);
+	if (vhsm_frame_decode(req, len, false, &f, &used) != 0 || used != len ||
+	    f.type == VHSM_OP_SHM_ATTACH || f.type == VHSM_OP_DOORBELL)
+		goto out;
+	d->hold_done = resumed;
+	d->hold_fail = fail;
+	r = vhsmd_handle(d, &cn->who, &f, &w);
+	d->hold_done = false;
+	d->hold_fail = NULL;
+	if (r == VHSMD_HOLD) {
+		cn->held = true;
+		snprintf(cn->held_name, sizeof(cn->held_name), "%s", d->hold_name);
+		cn->slot_held = req;
+		cn->slot_held_len = len;
+		req = NULL;
+		r = 0;
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	if (w.len <= VHSM_SHM_SLOT) {
+		uint32_t seq = __atomic_load_n(&ctl->resp_seq, __ATOMIC_RELAXED) + 1;
+
+		memcpy(cn->shm + VHSM_SHM_RESP_OFF, w.p, w.len);
+		__atomic_store_n(&ctl->resp_len, (uint32_t)w.len, __ATOMIC_RELAXED);
+		__atomic_store_n(&ctl->resp_seq, seq, __ATOMIC_SEQ_CST);
+		/* Pairs with the client's store of client_sleeping then load of
+		 * resp_seq: one of the two sees the other, no wake-up is lost. */
+		if (__atomic_load_n(&ctl->client_sleeping, __ATOMIC_SEQ_CST) != 0) {
+			vhsm_wbuf_frame(&cn->out, VHSM_RESPONSE | VHSM_OP_DOORBELL, 0);
+			r = cn->out.failed ? -1 : 0;
+		}
+	} else {
+		vhsm_wbuf_raw(&cn->out, w.p, w.len);
+		r = cn->out.failed ? -1 : 0;
+	}
+out:
+	if (r != 0 && !cn->held) {
+		char wb[VHSMD_PEER_TEXT_MAX];
+
+		vhsmd_log("warning", "closing connection (%s): malformed frame in the shared slot",
+			  vhsmd_peer_describe(&cn->who, wb, sizeof(wb)));
+	}
+	if (req != NULL) {
+		OPENSSL_cleanse(req, len);
+		free(req);
+	}
+	vhsm_wbuf_free(&w);
+	return r;
+}
+
+/* Is there a request in the slot we have not taken? */
+static bool
+slot_pending(const struct conn *cn)
+{
+	return cn->shm != NULL && !cn->held && cn->out.len - cn->out_off <= OUT_CAP &&
+	       __atomic_load_n(&shm_ctl(cn)->req_seq, __ATOMIC_SEQ_CST) != cn->shm_req_seen;
+}
+
+/* Take and serve the slot's request, if there is a new one.  1: served one,
+ * 0: nothing new, -1: close the connection. */
+static int
+slot_poll(struct vhsmd *d, struct conn *cn)
+{
+	struct vhsm_shm_ctl *ctl;
+	uint32_t seq, len;
+	uint8_t *req;
+
+	if (!slot_pending(cn))
+		return 0;
+	ctl = shm_ctl(cn);
+	seq = __atomic_load_n(&ctl->req_seq, __ATOMIC_ACQUIRE);
+	cn->shm_req_seen = seq;
+	len = __atomic_load_n(&ctl->req_len, __ATOMIC_RELAXED); /* once */
+	if (len < VHSM_HDR_LEN || len > VHSM_SHM_SLOT || len > VHSM_HDR_LEN + VHSM_BODY_MAX) {
+		char wb[VHSMD_PEER_TEXT_MAX];
+
+		vhsmd_log("warning", "closing connection (%s): bad length in the shared slot",
+			  vhsmd_peer_describe(&cn->who, wb, sizeof(wb)));
+		return -1;
+	}
+	if ((req = malloc(len)) == NULL)
+		return -1;
+	memcpy(req, cn->shm + VHSM_SHM_REQ_OFF, len);
+	return slot_serve(d, cn, req, len, false, NULL) == 0 ? 1 : -1;
+}
+
+/* Before poll() may sleep: tell every attached client (seq_cst, paired with
+ * the client's store of req_seq then load of server_sleeping) and look at
+ * the slots once more.  True if a request came meanwhile: do not sleep. */
+static bool
+slots_sleep(struct conn *const *conns, size_t nconns, bool sleeping)
+{
+	bool pending = false;
+	size_t i;
+
+	for (i = 0; i < nconns; i++)
+		if (conns[i]->shm != NULL)
+			__atomic_store_n(&shm_ctl(conns[i])->server_sleeping, sleeping ? 1u : 0u,
+					 __ATOMIC_SEQ_CST);
+	if (sleeping)
+		for (i = 0; i < nconns && !pending; i++)
+			pending = slot_pending(conns[i]);
+	return pending;
 }
 
 /* Serve every whole frame in the input buffer, in order, until one is held
@@ -411,6 +620,16 @@ conn_process(struct vhsmd *d, struct conn *cn, bool resumed, const char *fail)
 			vhsmd_log("warning", "closing connection (%s): malformed frame",
 				  vhsmd_peer_describe(&cn->who, wb, sizeof(wb)));
 			return -1;
+		}
+		if (f.type == VHSM_OP_DOORBELL) {
+			off += used; /* the loop looks at the slot after every read */
+			continue;
+		}
+		if (f.type == VHSM_OP_SHM_ATTACH && cn->ssl == NULL) {
+			if (shm_attach(cn, &f) != 0)
+				return -1;
+			off += used;
+			continue;
 		}
 		d->hold_done = resumed;
 		d->hold_fail = fail;
@@ -435,6 +654,22 @@ conn_process(struct vhsmd *d, struct conn *cn, bool resumed, const char *fail)
 		cn->in_len -= off;
 	}
 	return 0;
+}
+
+/* A Case B hand-off ended: serve the held request again (the slot's, if it
+ * came from there, then any socket frames behind it).  -1: close. */
+static int
+held_resume(struct vhsmd *d, struct conn *cn, const char *fail)
+{
+	uint8_t *req = cn->slot_held;
+
+	cn->held = false;
+	if (req == NULL)
+		return conn_process(d, cn, true, fail);
+	cn->slot_held = NULL;
+	if (slot_serve(d, cn, req, cn->slot_held_len, true, fail) != 0)
+		return -1;
+	return cn->held ? 0 : conn_process(d, cn, false, NULL);
 }
 
 /* ---- TLS connections: the same frames inside an SSL object over the
@@ -515,6 +750,49 @@ tls_send(struct conn *cn, const uint8_t *buf, size_t len)
 	return -1;
 }
 
+/* recv() on a Unix connection, keeping a file descriptor that comes along
+ * (SCM_RIGHTS, for VHSM_OP_SHM_ATTACH): the kernel ends a read after the
+ * bytes that carried descriptors, so it arrives with the attach frame's
+ * first bytes.  Only the latest one is kept; any other is closed. */
+static ssize_t
+unix_recv(struct conn *cn, uint8_t *buf, size_t len)
+{
+	union {
+		struct cmsghdr h;
+		uint8_t b[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = sizeof(ctl.b);
+	n = recvmsg(cn->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0 || mh.msg_controllen == 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k, nfd;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0))
+			continue;
+		nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (k = 0; k < nfd; k++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(fd));
+			if (cn->shm_fd >= 0)
+				close(cn->shm_fd);
+			cn->shm_fd = fd;
+		}
+	}
+	return n;
+}
+
 /* Read what is there and serve every whole frame.  -1: close the connection. */
 static int
 conn_read(struct vhsmd *d, struct conn *cn)
@@ -538,7 +816,7 @@ conn_read(struct vhsmd *d, struct conn *cn)
 	if (cn->ssl != NULL)
 		n = tls_recv(cn, cn->in + cn->in_len, cn->in_cap - cn->in_len);
 	else
-		n = recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, MSG_DONTWAIT);
+		n = unix_recv(cn, cn->in + cn->in_len, cn->in_cap - cn->in_len);
 	if (n == 0)
 		return -1;
 	if (n < 0)
@@ -628,6 +906,7 @@ tls_accept(const struct tls_listener *tl)
 		return NULL;
 	}
 	cn->fd = cfd;
+	cn->shm_fd = -1;
 	cn->handshaking = true;
 	cn->who.tls = true; /* until the certificate names it: matches no rule */
 	vhsm_wbuf_init(&cn->out, OUT_CAP + VHSM_HDR_LEN + VHSM_BODY_MAX);
@@ -759,6 +1038,7 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd, const struct tl
 		size_t np = 0, cbase, ncb, ntls = 0, tslot;
 		char hname[VHSM_NAME_MAX + 1], hmsg[VCASEB_MSG_MAX];
 		int hst, timeout;
+		bool sleeping;
 
 		pfd[np].fd = sfd;
 		pfd[np++].events = POLLIN;
@@ -782,7 +1062,14 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd, const struct tl
 		timeout = vcaseb_timeout(d->caseb);
 		if (ntls > 0)
 			timeout = tls_poll_timeout(conns, nconns, timeout);
-		ready = poll(pfd, np, poll_timeout(c, last_busy, timeout));
+		timeout = poll_timeout(c, last_busy, timeout);
+		/* Clients of the shared slot send a doorbell only while we sleep. */
+		sleeping = timeout != 0;
+		if (sleeping && slots_sleep(conns, nconns, true))
+			timeout = 0;
+		ready = poll(pfd, np, timeout);
+		if (sleeping)
+			(void)slots_sleep(conns, nconns, false);
 		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
@@ -827,6 +1114,14 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd, const struct tl
 					drop = true; /* the caller went away; the hand-off goes on */
 				if (!drop && !conns[i]->held && (re & (POLLIN | POLLHUP)) && conn_read(d, conns[i]) != 0)
 					drop = true;
+				if (!drop && conns[i]->shm != NULL) {
+					int sr = slot_poll(d, conns[i]);
+
+					if (sr < 0)
+						drop = true;
+					else if (sr > 0)
+						last_busy = now_ns();
+				}
 				if (!drop && conns[i]->out.len > conns[i]->out_off && conn_write(conns[i]) != 0)
 					drop = true;
 			}
@@ -844,8 +1139,7 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd, const struct tl
 
 				if (!cn->held || strcmp(cn->held_name, hname) != 0)
 					continue;
-				cn->held = false;
-				if (conn_process(d, cn, true, hst != 0 ? hmsg : NULL) != 0 ||
+				if (held_resume(d, cn, hst != 0 ? hmsg : NULL) != 0 ||
 				    (cn->out.len > cn->out_off && conn_write(cn) != 0)) {
 					conn_free(cn);
 					conns[i] = conns[--nconns];
@@ -870,6 +1164,8 @@ serve(struct vhsmd *d, const struct config *c, int lfd, int sfd, const struct tl
 				continue;
 			}
 			cn->fd = cfd;
+			cn->shm_fd = -1;
+			cn->shm_allowed = c->shared_memory;
 			vhsm_wbuf_init(&cn->out, OUT_CAP + VHSM_HDR_LEN + VHSM_BODY_MAX);
 			if ((cn->in = malloc(IN_CHUNK)) == NULL ||
 			    vhsmd_peer_identify(cfd, vhsm_policy_needs_exe_hash(d->policy), &cn->who) != 0) {
