@@ -644,6 +644,8 @@ slot_spin(struct lane *l, uint32_t seen, uint64_t spin_ns)
 				deadline = t + spin_ns;
 			else if (t >= deadline)
 				break;
+			/* As in recv_spin: if vhsmd was woken on this CPU, let it run. */
+			(void)sched_yield();
 		}
 	}
 	spin_end();
