@@ -233,6 +233,40 @@ out:
 	return r;
 }
 
+/* A lane over an open Unix socket fd, or a TLS connection (fd -1); NULL
+ * only when out of memory (the caller still owns fd / tls then). */
+static struct lane *
+lane_new(int fd, struct vclient_tls *tls)
+{
+	struct lane *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	l->fd = fd;
+	l->tls = tls;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->wmu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	return l;
+}
+
+/* A client whose first lane is l (taken over), opening up to lanes_max. */
+static vhsm_client *
+client_new(struct lane *l, size_t lanes_max, uint64_t spin_ns)
+{
+	vhsm_client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->lanes[0] = l;
+	c->nlanes = 1;
+	c->lanes_max = lanes_max;
+	c->next_id = 1;
+	c->spin_ns = spin_ns;
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
 /* A new connection to sa; NULL with last_msg set on failure. */
 static struct lane *
 lane_open(const struct sockaddr_un *sa)
@@ -251,14 +285,10 @@ again:
 		close(fd);
 		return NULL;
 	}
-	if ((l = calloc(1, sizeof(*l))) == NULL) {
+	if ((l = lane_new(fd, NULL)) == NULL) {
 		close(fd);
 		return NULL;
 	}
-	l->fd = fd;
-	pthread_mutex_init(&l->mu, NULL);
-	pthread_mutex_init(&l->wmu, NULL);
-	pthread_cond_init(&l->cv, NULL);
 	if (shm && lane_attach(l) != 0) {
 		/* A vhsmd without the fast path closes the connection on the
 		 * unknown message: connect again without it. */
@@ -272,29 +302,28 @@ again:
 VHSM_API int
 vhsm_connect(const char *path, vhsm_client **out)
 {
-	vhsm_client *c = NULL;
+	struct sockaddr_un sa;
+	struct lane *l;
+	vhsm_client *c;
 
 	last_msg[0] = 0;
 	if (path == NULL)
 		path = getenv("VHSM_SOCKET");
 	if (path == NULL || *path == 0)
 		path = VHSM_DEFAULT_SOCKET;
-	if (out == NULL || strlen(path) >= sizeof(c->sa.sun_path))
+	if (out == NULL || strlen(path) >= sizeof(sa.sun_path))
 		return VHSM_E_ARGUMENT;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return VHSM_E_NOMEM;
-	c->sa.sun_family = AF_UNIX;
-	memcpy(c->sa.sun_path, path, strlen(path));
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
 	/* The first connection now, so that a wrong path fails here. */
-	if ((c->lanes[0] = lane_open(&c->sa)) == NULL) {
-		free(c);
+	if ((l = lane_open(&sa)) == NULL)
 		return VHSM_E_IO;
+	if ((c = client_new(l, LANES_MAX, spin_budget_ns())) == NULL) {
+		lane_free(l);
+		return VHSM_E_NOMEM;
 	}
-	c->nlanes = 1;
-	c->lanes_max = LANES_MAX;
-	c->next_id = 1;
-	c->spin_ns = spin_budget_ns();
-	pthread_mutex_init(&c->mu, NULL);
+	c->sa = sa;
 	*out = c;
 	return VHSM_OK;
 }
@@ -304,8 +333,8 @@ vhsm_connect_tls(const char *address, const char *cert_file, const char *key_fil
 		 const char *ca_file, vhsm_client **out)
 {
 	struct vclient_tls *t = NULL;
-	vhsm_client *c = NULL;
-	struct lane *l = NULL;
+	vhsm_client *c;
+	struct lane *l;
 	int r;
 
 	last_msg[0] = 0;
@@ -314,22 +343,15 @@ vhsm_connect_tls(const char *address, const char *cert_file, const char *key_fil
 	if ((r = vclient_tls_open(address, cert_file, key_file, ca_file, &t, last_msg,
 				  sizeof(last_msg))) != VHSM_OK)
 		return r;
-	if ((c = calloc(1, sizeof(*c))) == NULL || (l = calloc(1, sizeof(*l))) == NULL) {
-		free(c);
+	if ((l = lane_new(-1, t)) == NULL) {
 		vclient_tls_free(t);
 		return VHSM_E_NOMEM;
 	}
-	l->fd = -1;
-	l->tls = t;
-	pthread_mutex_init(&l->mu, NULL);
-	pthread_mutex_init(&l->wmu, NULL);
-	pthread_cond_init(&l->cv, NULL);
-	c->lanes[0] = l;
-	c->nlanes = 1;
-	c->lanes_max = 1;
-	c->next_id = 1;
-	c->spin_ns = 0; /* client_tls waits in poll() */
-	pthread_mutex_init(&c->mu, NULL);
+	/* One lane (one handshake); no spinning: client_tls waits in poll(). */
+	if ((c = client_new(l, 1, 0)) == NULL) {
+		lane_free(l);
+		return VHSM_E_NOMEM;
+	}
 	*out = c;
 	return VHSM_OK;
 }
