@@ -6,7 +6,6 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +23,8 @@
 #include <openssl/kdf.h>
 #include <openssl/x509.h>
 
+#include "testsupport.h"
+
 /* Last: p11-kit's compatibility macros rename common words. */
 #include <p11-kit/pkcs11.h>
 
@@ -40,27 +41,14 @@ static const CK_BYTE oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x
 static void
 spawn_daemon(void)
 {
-	int i;
-
-	daemon_pid = fork();
-	assert_true(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		execl(vhsmd_path, vhsmd_path, "--config", ini, (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 500 && access(sock, F_OK) != 0; i++)
-		usleep(10000);
-	assert_int_equal(access(sock, F_OK), 0);
+	daemon_pid = ts_daemon_start(vhsmd_path, ini, sock);
 }
 
 /* Stop vhsmd (its socket goes with it). */
 static void
 kill_daemon(void)
 {
-	int st = 0;
-
-	assert_int_equal(kill(daemon_pid, SIGTERM), 0);
-	assert_int_equal(waitpid(daemon_pid, &st, 0), daemon_pid);
+	assert_int_equal(ts_daemon_stop(daemon_pid), 0);
 	daemon_pid = 0;
 	assert_int_not_equal(access(sock, F_OK), 0);
 }
@@ -106,15 +94,12 @@ static int
 stop_daemon(void **state)
 {
 	char path[400];
-	int st = 0;
+	int r;
 
 	(void)state;
 	if (lib != NULL)
 		dlclose(lib);
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, &st, 0);
-	}
+	r = ts_daemon_stop(daemon_pid);
 	snprintf(path, sizeof(path), "%s/policy.json", dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/vhsmd.ini", dir);
@@ -122,7 +107,7 @@ stop_daemon(void **state)
 	snprintf(path, sizeof(path), "%s/state", dir);
 	rmdir(path);
 	rmdir(dir);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+	return r;
 }
 
 static CK_SESSION_HANDLE

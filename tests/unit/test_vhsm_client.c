@@ -13,19 +13,18 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "nitride/vhsm.h"
+#include "testsupport.h"
 
 #define THREADS 8
 #define ROUNDS 150
@@ -80,7 +79,6 @@ start_daemon(void **state)
 {
 	char path[400], cert[400], key[400], ca[400];
 	FILE *f;
-	int i;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -104,15 +102,8 @@ start_daemon(void **state)
 		   "client_ca = %s/ca.pem\n",
 		sock, dir, dir, tls_addr, dir, dir, dir);
 	fclose(f);
-	daemon_pid = fork();
-	assert_true(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		execl(vhsmd_path, vhsmd_path, "--config", path, (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 500 && vhsm_connect(sock, &shared) != 0; i++)
-		usleep(10000);
-	assert_non_null(shared);
+	daemon_pid = ts_daemon_start(vhsmd_path, path, sock);
+	assert_int_equal(vhsm_connect(sock, &shared), 0);
 	/* The Unix socket is up: so is the TLS listener (bound before it). */
 	snprintf(cert, sizeof(cert), "%s/cli.pem", dir);
 	snprintf(key, sizeof(key), "%s/cli.key", dir);
@@ -126,7 +117,7 @@ static int
 stop_daemon(void **state)
 {
 	char path[400];
-	int st = 0;
+	int r;
 
 	static const char *const made[] = { "ca.key", "ca.pem", "ca.srl", "srv.key", "srv.csr",
 					    "srv.pem", "cli.key", "cli.csr", "cli.pem" };
@@ -140,10 +131,7 @@ stop_daemon(void **state)
 		snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
 		unlink(path);
 	}
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, &st, 0);
-	}
+	r = ts_daemon_stop(daemon_pid);
 	snprintf(path, sizeof(path), "%s/policy.json", dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/vhsmd.ini", dir);
@@ -152,7 +140,7 @@ stop_daemon(void **state)
 	rmdir(path);
 	rmdir(dir);
 	/* vhsmd stops cleanly on SIGTERM. */
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+	return r;
 }
 
 struct work {

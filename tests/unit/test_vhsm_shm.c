@@ -17,15 +17,14 @@
 #include <cmocka.h>
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "nitride/vhsm.h"
+#include "testsupport.h"
 #include "vhsm/proto.h"
 
 static const char *vhsmd_path;
@@ -39,9 +38,7 @@ static void
 daemon_start(bool shared_memory, unsigned busy_poll_us)
 {
 	char path[400];
-	vhsm_client *c = NULL;
 	FILE *f;
-	int i;
 
 	snprintf(path, sizeof(path), "%s/vhsmd.ini", dir);
 	f = fopen(path, "w");
@@ -52,29 +49,16 @@ daemon_start(bool shared_memory, unsigned busy_poll_us)
 		sock, dir, dir, shared_memory ? "yes" : "no", busy_poll_us);
 	fclose(f);
 	unlink(sock);
-	daemon_pid = fork();
-	assert_true(daemon_pid >= 0);
-	if (daemon_pid == 0) {
-		execl(vhsmd_path, vhsmd_path, "--config", path, (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 500 && vhsm_connect(sock, &c) != 0; i++)
-		usleep(10000);
-	assert_non_null(c);
-	vhsm_close(c);
+	daemon_pid = ts_daemon_start(vhsmd_path, path, sock);
 }
 
 static int
 daemon_stop(void)
 {
-	int st = 0;
+	int r = ts_daemon_stop(daemon_pid);
 
-	if (daemon_pid <= 0)
-		return 0;
-	kill(daemon_pid, SIGTERM);
-	waitpid(daemon_pid, &st, 0);
 	daemon_pid = -1;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+	return r;
 }
 
 static int

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The vectors directory: $NITRIDE_VECTORS, else the build's default.  Never NULL. */
 const char *ts_vectors_dir(void);
@@ -16,5 +17,11 @@ uint8_t *ts_read_vector(const char *rel, size_t *len);
 uint8_t *ts_read_file(const char *path, size_t *len);
 /* Skip the whole test program (exit 77) with a message when the vectors are absent. */
 void ts_require_vectors(void);
+/* Start `exe --config config` and wait (up to 10 s) until the Unix socket
+ * `sock` accepts a connection; fails the test if it does not.  The pid. */
+pid_t ts_daemon_start(const char *exe, const char *config, const char *sock);
+/* SIGTERM the daemon and reap it; 0 if it exited with status 0 (a pid <= 0
+ * is nothing to stop: 0). */
+int ts_daemon_stop(pid_t pid);
 
 #endif
