@@ -10,7 +10,9 @@
  * and sign their reports *before* the clock starts, so client-side P-384
  * signing does not compete with the server for the CPU during the timed part.
  *
- *   bench_attestd [--seconds S]
+ *   bench_attestd [--seconds S] [--clients N]
+ *
+ * --clients N measures only N concurrent clients (for profiling one case).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -428,7 +430,8 @@ main(int argc, char **argv)
 	char dir[] = "/tmp/bench-attestd-XXXXXX", roots[600], state[600], polpath[600];
 	char err[1024], meas[2 * SNP_MEASUREMENT_LEN + 1], poltext[512];
 	uint8_t m[SNP_MEASUREMENT_LEN], rd[SNP_REPORT_DATA_LEN] = { 0 }, rep[SNP_REPORT_SIZE];
-	static const unsigned client_counts[] = { 1, 2, 8 };
+	static unsigned client_counts[] = { 1, 2, 8 };
+	size_t n_counts = sizeof(client_counts) / sizeof(client_counts[0]);
 	attestd_config cfg;
 	attestd_services svc = { 0 };
 	collateral_opts co = { 0 };
@@ -453,8 +456,16 @@ main(int argc, char **argv)
 			seconds = strtod(argv[++a], &end);
 			if (end == NULL || *end != '\0' || seconds <= 0 || seconds > 60)
 				die("--seconds: expected 0 < S <= 60");
+		} else if (strcmp(argv[a], "--clients") == 0 && a + 1 < argc) {
+			char *end = NULL;
+			unsigned long n = strtoul(argv[++a], &end, 10);
+
+			if (end == NULL || *end != '\0' || n < 1 || n > 16)
+				die("--clients: expected 1 <= N <= 16");
+			client_counts[0] = (unsigned)n;
+			n_counts = 1;
 		} else {
-			(void)fprintf(stderr, "usage: bench_attestd [--seconds S]\n");
+			(void)fprintf(stderr, "usage: bench_attestd [--seconds S] [--clients N]\n");
 			return 2;
 		}
 	}
@@ -541,7 +552,7 @@ main(int argc, char **argv)
 			     "%.0f/s on %ld threads = %.2f of raw x all cores\n",
 			     r1, r1 / raw1, rn, cpus, rn / rawn);
 	}
-	for (i = 0; i < sizeof(client_counts) / sizeof(client_counts[0]); i++) {
+	for (i = 0; i < n_counts; i++) {
 		unsigned c = client_counts[i];
 		double expect = raw1 * (double)(c < (unsigned)cpus ? c : (unsigned)cpus);
 
