@@ -23,6 +23,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 
 #include "attest/appraise.h"
@@ -1001,6 +1002,46 @@ test_token(void **state)
 		json_object_set_new(bad, "crv", json_string("P-384"));
 		assert_int_equal(token_check_tee_pubkey(bad, err, sizeof(err)), -1);
 		json_decref(bad);
+	}
+	{
+		/* A coordinate at or above the field prime is refused even when it
+		 * reduces to a point on the curve: find a point with a small x, so
+		 * that x + p still fits in 32 bytes; (x, y) passes, (x + p, y) not. */
+		EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+		EC_POINT *pt = EC_POINT_new(g);
+		BIGNUM *x = BN_new(), *y = BN_new(), *xp = BN_new();
+		unsigned char bx[32], by[32];
+		char tx[44], ty[44];
+		json_t *alias;
+		unsigned long w;
+
+		assert_non_null(g);
+		assert_non_null(xp);
+		for (w = 1; w < 64; w++) {
+			assert_int_equal(BN_set_word(x, w), 1);
+			if (EC_POINT_set_compressed_coordinates(g, pt, x, 0, NULL) == 1)
+				break;
+		}
+		assert_true(w < 64);
+		assert_int_equal(EC_POINT_get_affine_coordinates(g, pt, x, y, NULL), 1);
+		assert_int_equal(BN_bn2binpad(y, by, 32), 32);
+		b64url_encode(by, 32, ty);
+		assert_int_equal(BN_bn2binpad(x, bx, 32), 32);
+		b64url_encode(bx, 32, tx);
+		alias = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", tx, "y", ty);
+		assert_int_equal(token_check_tee_pubkey(alias, err, sizeof(err)), 0);
+		assert_int_equal(BN_add(xp, x, EC_GROUP_get0_field(g)), 1);
+		assert_int_equal(BN_bn2binpad(xp, bx, 32), 32);
+		b64url_encode(bx, 32, tx);
+		json_object_set_new(alias, "x", json_string(tx));
+		assert_int_equal(token_check_tee_pubkey(alias, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "not a point on P-256"));
+		json_decref(alias);
+		BN_free(x);
+		BN_free(y);
+		BN_free(xp);
+		EC_POINT_free(pt);
+		EC_GROUP_free(g);
 	}
 	rfields_default(&f, SNP_PRODUCT_GENOA);
 	a = run(fx, &f, "", NULL, NULL, 0, SNP_CERT_KIND_VCEK, NULL, NULL);
