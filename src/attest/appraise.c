@@ -283,10 +283,11 @@ appraise(collateral *coll, const policy *pol, const appraise_input *in, appraisa
 		      "a known product (CPUID, or the certificate of a version 2 report)|unknown");
 		goto rules_done;
 	}
-	r = collateral_signer(coll, a->report, a->product, table, pol->require_crl, &signer,
-			      &signer_owned, detail, sizeof(detail));
-	if (r == COLL_UNAVAILABLE || r == COLL_INTERNAL) {
+	r = collateral_signer(coll, a->report, a->product, table, pol->require_crl,
+			      in->cached_only, &signer, &signer_owned, detail, sizeof(detail));
+	if (r == COLL_UNAVAILABLE || r == COLL_INTERNAL || r == COLL_WOULD_FETCH) {
 		a->unavailable = true;
+		a->would_fetch = r == COLL_WOULD_FETCH;
 		(void)snprintf(a->unavailable_detail, sizeof(a->unavailable_detail), "%s", detail);
 		goto rules;
 	}

@@ -44,6 +44,9 @@ typedef struct appraisal {
 	ear_status status;
 	bool unavailable;     /* collateral could not be obtained now (HTTP 503), not a verdict */
 	char unavailable_detail[COLL_DETAIL_MAX];
+	/* With in->cached_only: the appraisal needs collateral from the KDS and
+	 * stopped short (unavailable is set too); run it again without. */
+	bool would_fetch;
 	size_t n_checks, n_failed;
 	appraisal_check checks[APPRAISE_MAX_CHECKS];
 	snp_report *report;   /* NULL when the report did not parse */
@@ -60,6 +63,7 @@ typedef struct appraise_input {
 	const uint8_t *expected_report_data; /* 64 bytes to compare, NULL: no binding check */
 	time_t at;              /* 0: now */
 	snp_product product;    /* expected product; UNKNOWN: from CPUID (or the certificate, v2) */
+	bool cached_only;       /* never wait for the KDS: a->would_fetch instead (see below) */
 } appraise_input;
 
 /* Appraise.  Returns 0 with *out (appraisal_free) whatever the verdict, or

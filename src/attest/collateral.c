@@ -383,8 +383,8 @@ cache_store(collateral *c, const char *path, const uint8_t *buf, size_t len)
 
 /* Cache first, then KDS (stored in the cache on success).  Returns 0, -ENOENT, -EAGAIN, … */
 static int
-fetch_cached(collateral *c, const char *cpath, const char *kpath, bool fresh_only, uint8_t **buf,
-	     size_t *len, char *detail, size_t dlen)
+fetch_cached(collateral *c, const char *cpath, const char *kpath, bool fresh_only,
+	     bool cached_only, uint8_t **buf, size_t *len, char *detail, size_t dlen)
 {
 	int r;
 
@@ -392,6 +392,8 @@ fetch_cached(collateral *c, const char *cpath, const char *kpath, bool fresh_onl
 		__atomic_add_fetch(&c->hits, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
+	if (cached_only)
+		return 1; /* the caller asked not to wait for the network */
 	if ((r = kds_get(c, kpath, buf, len, detail, dlen)) != 0)
 		return r;
 	if (cpath[0])
@@ -508,7 +510,7 @@ out:
 }
 
 static int
-ensure_chain(collateral *c, snp_product p, bool vlek, char *detail, size_t dlen)
+ensure_chain(collateral *c, snp_product p, bool vlek, bool cached_only, char *detail, size_t dlen)
 {
 	char cpath[1200] = "", kpath[SNP_URL_MAX];
 	uint8_t *buf = NULL;
@@ -525,8 +527,8 @@ ensure_chain(collateral *c, snp_product p, bool vlek, char *detail, size_t dlen)
 		return COLL_INTERNAL;
 	(void)cache_path(c, cpath, sizeof(cpath), "chain", snp_product_name(p),
 			 vlek ? "_vlek.pem" : "_vcek.pem");
-	if ((r = fetch_cached(c, cpath, kpath, false, &buf, &len, detail, dlen)) != 0)
-		return COLL_UNAVAILABLE;
+	if ((r = fetch_cached(c, cpath, kpath, false, cached_only, &buf, &len, detail, dlen)) != 0)
+		return r == 1 ? COLL_WOULD_FETCH : COLL_UNAVAILABLE;
 	r = add_bundle(c, buf, len, detail, dlen);
 	free(buf);
 	if (r != 0)
@@ -563,7 +565,7 @@ crl_next_update(const uint8_t *buf, size_t len)
 }
 
 static int
-ensure_crl(collateral *c, snp_product p, char *detail, size_t dlen)
+ensure_crl(collateral *c, snp_product p, bool cached_only, char *detail, size_t dlen)
 {
 	char cpath[1200] = "", kpath[SNP_URL_MAX];
 	uint8_t *buf = NULL;
@@ -584,7 +586,10 @@ ensure_crl(collateral *c, snp_product p, char *detail, size_t dlen)
 	for (pass = 0; pass < 2; pass++) {
 		free(buf);
 		buf = NULL;
-		if ((r = fetch_cached(c, cpath, kpath, pass == 1, &buf, &len, detail, dlen)) != 0)
+		r = fetch_cached(c, cpath, kpath, pass == 1, cached_only, &buf, &len, detail, dlen);
+		if (r == 1)
+			return COLL_WOULD_FETCH; /* buf is NULL */
+		if (r != 0)
 			continue;
 		next = crl_next_update(buf, len);
 		if (pass == 0 && next != 0 && next <= now)
@@ -650,8 +655,8 @@ parse_cached(collateral *c, const uint8_t *der, size_t len, snp_cert **out, bool
 
 int
 collateral_signer(collateral *c, const snp_report *report, snp_product product,
-		  const snp_certtable *table, bool want_crl, snp_cert **out, bool *owned,
-		  char *detail, size_t dlen)
+		  const snp_certtable *table, bool want_crl, bool cached_only, snp_cert **out,
+		  bool *owned, char *detail, size_t dlen)
 {
 	bool cert_owned = false;
 	unsigned sk = snp_report_signing_key(report);
@@ -719,9 +724,9 @@ collateral_signer(collateral *c, const snp_report *report, snp_product product,
 			}
 		}
 	}
-	if ((r = ensure_chain(c, product, vlek, detail, dlen)) != COLL_OK)
+	if ((r = ensure_chain(c, product, vlek, cached_only, detail, dlen)) != COLL_OK)
 		goto fail;
-	if (want_crl && (r = ensure_crl(c, product, detail, dlen)) != COLL_OK)
+	if (want_crl && (r = ensure_crl(c, product, cached_only, detail, dlen)) != COLL_OK)
 		goto fail;
 	if (cert == NULL) {
 		if (vlek) {
@@ -750,8 +755,11 @@ collateral_signer(collateral *c, const snp_report *report, snp_product product,
 				(void)snprintf(cpath + l, sizeof(cpath) - l, "/%s.der", tcbhex);
 			}
 		}
-		if ((r = fetch_cached(c, cpath, kpath, false, &buf, &len, detail, dlen)) != 0) {
-			if (r == -ENOENT) {
+		if ((r = fetch_cached(c, cpath, kpath, false, cached_only, &buf, &len, detail,
+				      dlen)) != 0) {
+			if (r == 1) {
+				r = COLL_WOULD_FETCH;
+			} else if (r == -ENOENT) {
 				r = COLL_EVIDENCE;
 				(void)snprintf(detail, dlen, "the KDS knows no VCEK for this chip and TCB");
 			} else {

@@ -25,7 +25,8 @@ enum coll_status {
 	COLL_OK = 0,
 	COLL_EVIDENCE = -1,    /* the evidence's own certificates are unusable (detail says why) */
 	COLL_UNAVAILABLE = -2, /* needed collateral is neither cached nor fetchable now */
-	COLL_INTERNAL = -3
+	COLL_INTERNAL = -3,
+	COLL_WOULD_FETCH = -4  /* cached_only was asked and something must come from the KDS */
 };
 
 typedef struct collateral_opts {
@@ -55,12 +56,16 @@ void collateral_free(collateral *c);
  * DER, up to COLL_CERT_CACHE_MAX) for the life of `c`, so *out is usually
  * borrowed (*owned false: do not free; valid until collateral_free) and owned
  * by the caller only when the cache is full (*owned true: snp_cert_free).
+ * With `cached_only`, anything that would need the KDS returns COLL_WOULD_FETCH
+ * at once instead (attestd's event loops appraise inline only what needs no
+ * network, and hand the rest to its pool).
  * Returns a coll_status; detail says what failed.
  */
 #define COLL_CERT_CACHE_MAX 1024u
 __attribute__((warn_unused_result)) int collateral_signer(collateral *c, const snp_report *report,
 							  snp_product product,
 							  const snp_certtable *table, bool want_crl,
+							  bool cached_only,
 							  snp_cert **out, bool *owned, char *detail,
 							  size_t dlen);
 

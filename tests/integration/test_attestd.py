@@ -366,12 +366,23 @@ issuer = https://attestd.test
             fail(f"restored policy: {st} {j}")
 
         # ---- collateral: no table -> KDS; outage without cache = 503; warm cache = fine
+        # An appraisal that needs the KDS leaves the event loop for the pool
+        # (the loop never waits for the network); one with everything cached
+        # stays in the loop that read it.
+        RUN_LOOP, RUN_POOL = ('attestd_attest_runs_total{thread="loop"}',
+                              'attestd_attest_runs_total{thread="pool"}')
+        loop0, pool0 = metric(env, RUN_LOOP), metric(env, RUN_POOL)
         http("POST", env.kds + "/_sim/faults?status=503&count=50", raw=b"")
         st, ct, j = flow(env, pub, ext=False)
         if st != 503 or j.get("check") != "collateral":
             fail(f"KDS down, no cache: {st} {j}")
         else:
             ok(f"KDS down without cache: 503 ({j.get('detail')})")
+        if loop0 is None or metric(env, RUN_POOL) != pool0 + 1 or metric(env, RUN_LOOP) != loop0:
+            fail(f"a KDS fetch must run in the pool: loop {loop0}->{metric(env, RUN_LOOP)}, "
+                 f"pool {pool0}->{metric(env, RUN_POOL)}")
+        else:
+            ok("an appraisal that needs the KDS ran in the pool, not in the event loop")
         http("POST", env.kds + "/_sim/faults?count=0&status=503", raw=b"")
         st, ct, j = flow(env, pub, ext=False)
         if st != 200:
@@ -380,11 +391,17 @@ issuer = https://attestd.test
             ok("VCEK fetched from the KDS")
         n0 = sim_requests(env)
         http("POST", env.kds + "/_sim/faults?status=503&count=50", raw=b"")
+        loop0, pool0 = metric(env, RUN_LOOP), metric(env, RUN_POOL)
         st, ct, j = flow(env, pub, ext=False)
         if st != 200 or sim_requests(env) != n0:
             fail(f"KDS down, warm cache: {st} {j} requests {n0}->{sim_requests(env)}")
         else:
             ok("KDS down with a warm cache: 200, no KDS request")
+        if metric(env, RUN_LOOP) != loop0 + 1 or metric(env, RUN_POOL) != pool0:
+            fail(f"a warm-cache appraisal should stay in its loop: loop {loop0}->"
+                 f"{metric(env, RUN_LOOP)}, pool {pool0}->{metric(env, RUN_POOL)}")
+        else:
+            ok("a warm-cache appraisal ran in the event loop that read it")
         http("POST", env.kds + "/_sim/faults?count=0&status=503", raw=b"")
         # require_crl: the CRL is fetched once, cached on disk, reused until nextUpdate
         reload_policy(env, require_crl=True)
