@@ -400,7 +400,7 @@ jwe_encrypt_ecdhes(EVP_PKEY *peer, const char *cty, const uint8_t *pt, size_t pt
 	EVP_CIPHER_CTX *cc = NULL;
 	uint8_t point[POINT_LEN], cek[CEK_LEN], iv[IV_LEN], tag[TAG_LEN];
 	char x[COORD_B64_LEN + 1], y[COORD_B64_LEN + 1];
-	char hdr[160 + CTY_MAX];
+	char hdr[256 + CTY_MAX]; /* the fixed members, the epk (≈ 180 with its coordinates) and cty */
 	uint8_t *ct = NULL;
 	char *text = NULL, *w;
 	size_t hl, hb, n;
@@ -439,7 +439,7 @@ jwe_encrypt_ecdhes(EVP_PKEY *peer, const char *cty, const uint8_t *pt, size_t pt
 	if (RAND_bytes(iv, IV_LEN) != 1 || (cc = EVP_CIPHER_CTX_new()) == NULL ||
 	    EVP_EncryptInit_ex2(cc, kept.gcm, cek, iv, NULL) != 1 ||
 	    EVP_EncryptUpdate(cc, NULL, &len, (const uint8_t *)text, (int)hb) != 1 ||
-	    (ptlen > 0 && EVP_EncryptUpdate(cc, ct, &len, pt, (int)ptlen) != 1) ||
+	    (len = 0, ptlen > 0 && EVP_EncryptUpdate(cc, ct, &len, pt, (int)ptlen) != 1) ||
 	    EVP_EncryptFinal_ex(cc, ct + len, &fin) != 1 || (size_t)len + (size_t)fin != ptlen ||
 	    EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
 		goto out;
