@@ -150,15 +150,14 @@ static char *
 subst(const char *s, const char *epk)
 {
 	const char *m = strstr(s, "@EPK@");
+	size_t n = strlen(s) + strlen(epk) + 1;
 	char *o;
 
 	if (m == NULL)
 		return strdup(s);
-	o = malloc(strlen(s) + strlen(epk) + 1);
+	o = malloc(n);
 	assert_non_null(o);
-	memcpy(o, s, (size_t)(m - s));
-	strcpy(o + (m - s), epk);
-	strcat(o, m + 5);
+	(void)snprintf(o, n, "%.*s%s%s", (int)(m - s), s, epk, m + 5);
 	return o;
 }
 
@@ -226,9 +225,10 @@ forge(EVP_PKEY *to, const char *hdr, const uint8_t *apu, size_t apul, const uint
 	ivb = b64u(iv, 12);
 	ctb = b64u(ct, strlen(pt));
 	tagb = b64u(tag, 16);
-	out = malloc(strlen(hb) + strlen(ivb) + strlen(ctb) + strlen(tagb) + 8);
+	kl = strlen(hb) + strlen(ivb) + strlen(ctb) + strlen(tagb) + 8;
+	out = malloc(kl);
 	assert_non_null(out);
-	(void)sprintf(out, "%s..%s.%s.%s", hb, ivb, ctb, tagb);
+	(void)snprintf(out, kl, "%s..%s.%s.%s", hb, ivb, ctb, tagb);
 	free(x);
 	free(y);
 	free(h);
@@ -462,9 +462,10 @@ test_sizes(void **state)
 	OPENSSL_secure_clear_free(pt, ptl);
 	/* one more ciphertext character than the cap allows */
 	hp = part_of(j, 3);
-	hp = realloc(hp, strlen(hp) + 5);
+	jl = strlen(hp);
+	hp = realloc(hp, jl + 5);
 	assert_non_null(hp);
-	strcat(hp, "AAAA");
+	memcpy(hp + jl, "AAAA", 5);
 	o = with_part(j, 3, hp);
 	assert_int_equal(dec(k, o), -EMSGSIZE);
 	free(o);
@@ -705,9 +706,9 @@ test_structure_rejects(void **state)
 	*p = '.';
 	o = malloc(strlen(j) + 3);
 	assert_non_null(o);
-	(void)sprintf(o, "%s.", j);
+	(void)snprintf(o, strlen(j) + 3, "%s.", j);
 	assert_int_equal(dec(k, o), -EINVAL);
-	(void)sprintf(o, "%s.x", j);
+	(void)snprintf(o, strlen(j) + 3, "%s.x", j);
 	assert_int_equal(dec(k, o), -EINVAL);
 	free(o);
 	o = with_part(j, 1, "AAAA");
@@ -734,17 +735,17 @@ test_structure_rejects(void **state)
 	p = part_of(j, 3);
 	q = malloc(strlen(p) + 3);
 	assert_non_null(q);
-	(void)sprintf(q, "%s=", p);
+	(void)snprintf(q, strlen(p) + 3, "%s=", p);
 	o = with_part(j, 3, q);
 	assert_int_equal(dec(k, o), -EINVAL);
 	free(o);
-	(void)sprintf(q, "%sA", p);
+	(void)snprintf(q, strlen(p) + 3, "%sA", p);
 	if (strlen(q) % 4 == 1) {
 		o = with_part(j, 3, q);
 		assert_int_equal(dec(k, o), -EINVAL);
 		free(o);
 	}
-	(void)sprintf(q, "%s", p);
+	(void)snprintf(q, strlen(p) + 3, "%s", p);
 	q[0] = q[0] == '+' ? '/' : '+';
 	o = with_part(j, 3, q);
 	assert_int_equal(dec(k, o), -EINVAL);
