@@ -1,6 +1,10 @@
 /*
  * The SQLite store (contract in store.h).  One connection guarded by a mutex;
  * every change runs in a transaction (BEGIN IMMEDIATE); journal in WAL mode.
+ * Each statement is prepared once, when the store is opened, and kept with
+ * the connection: preparing it on every call was about 7 % of provd's CPU
+ * in the Case B benchmark (docs/bench.md).  A kept statement is used only
+ * under the lock and given back reset, its bindings cleared.
  * Material is sealed (seal.h) with AAD = "nitride-provd-v1" NUL name NUL
  * version (decimal) NUL type, so a row moved onto another name, version or
  * type does not decrypt.
@@ -22,11 +26,62 @@
 
 #include "common/timefmt.h"
 
+/* The statements, prepared once per store (sq_text). */
+enum sq_query {
+	Q_SECRET_TYPE,
+	Q_SECRET_INSERT,
+	Q_COUNTER_GET,
+	Q_COUNTER_SET,
+	Q_VERSION_INSERT,
+	Q_GET_LATEST,
+	Q_GET_VERSION,
+	Q_RETIRE,
+	Q_SECRET_DELETE,
+	Q_VERSIONS_DELETE,
+	Q_LIST,
+	Q_SECRET_INFO,
+	Q_VERSIONS_LIST,
+	Q_POLICY_SET,
+	Q_POLICY_GET,
+	Q_COUNT
+};
+
+static const char *const sq_text[Q_COUNT] = {
+	[Q_SECRET_TYPE] = "SELECT type FROM secrets WHERE name = ?1",
+	[Q_SECRET_INSERT] = "INSERT INTO secrets (name, type, created) VALUES (?1, ?2, ?3)",
+	[Q_COUNTER_GET] = "SELECT last_version FROM counters WHERE name = ?1",
+	[Q_COUNTER_SET] = "INSERT INTO counters (name, last_version) VALUES (?1, ?2) "
+			   "ON CONFLICT(name) DO UPDATE SET last_version = excluded.last_version",
+	[Q_VERSION_INSERT] = "INSERT INTO versions (name, version, attrs, material, created) "
+			      "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_GET_LATEST] = "SELECT v.version, s.type, v.attrs, v.material, v.retired "
+			  "FROM versions v JOIN secrets s ON s.name = v.name "
+			  "WHERE v.name = ?1 AND v.retired = 0 "
+			  "ORDER BY v.version DESC LIMIT 1",
+	[Q_GET_VERSION] = "SELECT v.version, s.type, v.attrs, v.material, v.retired "
+			   "FROM versions v JOIN secrets s ON s.name = v.name "
+			   "WHERE v.name = ?1 AND v.version = ?2",
+	[Q_RETIRE] = "UPDATE versions SET retired = 1 WHERE name = ?1 AND version = ?2",
+	[Q_SECRET_DELETE] = "DELETE FROM secrets WHERE name = ?1",
+	[Q_VERSIONS_DELETE] = "DELETE FROM versions WHERE name = ?1",
+	[Q_LIST] = "SELECT s.name, s.type, s.created, s.policy IS NOT NULL,"
+		   " (SELECT MAX(version) FROM versions v WHERE v.name = s.name AND v.retired = 0),"
+		   " (SELECT COUNT(*) FROM versions v WHERE v.name = s.name),"
+		   " (SELECT COUNT(*) FROM versions v WHERE v.name = s.name AND v.retired = 1) "
+		   "FROM secrets s ORDER BY s.name",
+	[Q_SECRET_INFO] = "SELECT type, created, policy FROM secrets WHERE name = ?1",
+	[Q_VERSIONS_LIST] = "SELECT version, retired, created, attrs FROM versions "
+			     "WHERE name = ?1 ORDER BY version",
+	[Q_POLICY_SET] = "UPDATE secrets SET policy = ?2 WHERE name = ?1",
+	[Q_POLICY_GET] = "SELECT policy FROM secrets WHERE name = ?1",
+};
+
 typedef struct sq_store {
 	store base; /* first: a store * is a sq_store * */
 	sqlite3 *db;
 	const seal_key *key;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;   /* the connection and the statements */
+	sqlite3_stmt *q[Q_COUNT];
 } sq_store;
 
 static const char schema[] =
@@ -54,6 +109,17 @@ exec(sq_store *s, const char *sql)
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : STORE_ERR;
 }
 
+/* Give a kept statement back: reset (which ends its read, if any) and its
+ * bindings cleared (no pointer to the caller's buffers stays).  NULL-safe. */
+static void
+done(sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+}
+
 static void
 now_text(char out[RFC3339_LEN])
 {
@@ -78,8 +144,7 @@ sq_put(store *bs, const char *name, const char *type, const char *attrs, const u
 		goto out;
 	in_tx = 1;
 	/* Same type as the existing secret, if any. */
-	if (sqlite3_prepare_v2(s->db, "SELECT type FROM secrets WHERE name = ?1", -1, &st, NULL) !=
-		    SQLITE_OK ||
+	if ((st = s->q[Q_SECRET_TYPE]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		goto out;
 	rc = sqlite3_step(st);
@@ -90,24 +155,21 @@ sq_put(store *bs, const char *name, const char *type, const char *attrs, const u
 		}
 	} else if (rc != SQLITE_DONE)
 		goto out;
-	sqlite3_finalize(st);
+	done(st);
 	st = NULL;
 	now_text(created);
 	if (rc == SQLITE_DONE) {
-		if (sqlite3_prepare_v2(s->db,
-				       "INSERT INTO secrets (name, type, created) VALUES (?1, ?2, ?3)",
-				       -1, &st, NULL) != SQLITE_OK ||
+		if ((st = s->q[Q_SECRET_INSERT]) == NULL ||
 		    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_bind_text(st, 3, created, -1, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_step(st) != SQLITE_DONE)
 			goto out;
-		sqlite3_finalize(st);
+		done(st);
 		st = NULL;
 	}
 	/* The next number: one past the largest ever given. */
-	if (sqlite3_prepare_v2(s->db, "SELECT last_version FROM counters WHERE name = ?1", -1, &st,
-			       NULL) != SQLITE_OK ||
+	if ((st = s->q[Q_COUNTER_GET]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		goto out;
 	rc = sqlite3_step(st);
@@ -115,7 +177,7 @@ sq_put(store *bs, const char *name, const char *type, const char *attrs, const u
 		last = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE)
 		goto out;
-	sqlite3_finalize(st);
+	done(st);
 	st = NULL;
 	if (last < 0 || last >= UINT32_MAX)
 		goto out;
@@ -123,19 +185,13 @@ sq_put(store *bs, const char *name, const char *type, const char *attrs, const u
 	if ((aadlen = row_aad(aad, sizeof(aad), name, v, type)) == 0 ||
 	    seal_encrypt(s->key, (const uint8_t *)aad, aadlen, mat, len, &ct, &ctlen) != 0)
 		goto out;
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO counters (name, last_version) VALUES (?1, ?2) "
-			       "ON CONFLICT(name) DO UPDATE SET last_version = excluded.last_version",
-			       -1, &st, NULL) != SQLITE_OK ||
+	if ((st = s->q[Q_COUNTER_SET]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, v) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
 		goto out;
-	sqlite3_finalize(st);
+	done(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO versions (name, version, attrs, material, created) "
-			       "VALUES (?1, ?2, ?3, ?4, ?5)",
-			       -1, &st, NULL) != SQLITE_OK ||
+	if ((st = s->q[Q_VERSION_INSERT]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, v) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 3, attrs, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -143,7 +199,7 @@ sq_put(store *bs, const char *name, const char *type, const char *attrs, const u
 	    sqlite3_bind_text(st, 5, created, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_DONE)
 		goto out;
-	sqlite3_finalize(st);
+	done(st);
 	st = NULL;
 	if (exec(s, "COMMIT") != 0)
 		goto out;
@@ -151,7 +207,7 @@ sq_put(store *bs, const char *name, const char *type, const char *attrs, const u
 	*version = v;
 	r = STORE_OK;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	if (in_tx)
 		(void)exec(s, "ROLLBACK");
 	(void)pthread_mutex_unlock(&s->lock);
@@ -175,19 +231,10 @@ sq_get(store *bs, const char *name, unsigned version, store_item **out)
 		return STORE_NOT_FOUND;
 	(void)pthread_mutex_lock(&s->lock);
 	if (version == 0)
-		rc = sqlite3_prepare_v2(s->db,
-					"SELECT v.version, s.type, v.attrs, v.material, v.retired "
-					"FROM versions v JOIN secrets s ON s.name = v.name "
-					"WHERE v.name = ?1 AND v.retired = 0 "
-					"ORDER BY v.version DESC LIMIT 1",
-					-1, &st, NULL);
+		st = s->q[Q_GET_LATEST];
 	else
-		rc = sqlite3_prepare_v2(s->db,
-					"SELECT v.version, s.type, v.attrs, v.material, v.retired "
-					"FROM versions v JOIN secrets s ON s.name = v.name "
-					"WHERE v.name = ?1 AND v.version = ?2",
-					-1, &st, NULL);
-	if (rc != SQLITE_OK || sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+		st = s->q[Q_GET_VERSION];
+	if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    (version != 0 && sqlite3_bind_int64(st, 2, version) != SQLITE_OK))
 		goto out;
 	rc = sqlite3_step(st);
@@ -223,7 +270,7 @@ sq_get(store *bs, const char *name, unsigned version, store_item **out)
 	it = NULL;
 	r = STORE_OK;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	(void)pthread_mutex_unlock(&s->lock);
 	store_item_free(it);
 	return r;
@@ -237,14 +284,13 @@ sq_retire(store *bs, const char *name, unsigned version)
 	int r = STORE_ERR;
 
 	(void)pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, "UPDATE versions SET retired = 1 WHERE name = ?1 AND version = ?2",
-			       -1, &st, NULL) != SQLITE_OK ||
+	if ((st = s->q[Q_RETIRE]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, version) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
 		goto out;
 	r = sqlite3_changes(s->db) == 1 ? STORE_OK : STORE_NOT_FOUND;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	(void)pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -260,16 +306,14 @@ sq_delete(store *bs, const char *name)
 	if (exec(s, "BEGIN IMMEDIATE") != 0)
 		goto out;
 	in_tx = 1;
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM secrets WHERE name = ?1", -1, &st, NULL) !=
-		    SQLITE_OK ||
+	if ((st = s->q[Q_SECRET_DELETE]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_DONE)
 		goto out;
 	found = sqlite3_changes(s->db);
-	sqlite3_finalize(st);
+	done(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM versions WHERE name = ?1", -1, &st, NULL) !=
-		    SQLITE_OK ||
+	if ((st = s->q[Q_VERSIONS_DELETE]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_DONE)
 		goto out;
@@ -278,7 +322,7 @@ sq_delete(store *bs, const char *name)
 	in_tx = 0;
 	r = found ? STORE_OK : STORE_NOT_FOUND;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	if (in_tx)
 		(void)exec(s, "ROLLBACK");
 	(void)pthread_mutex_unlock(&s->lock);
@@ -295,14 +339,7 @@ sq_list(store *bs, json_t **out)
 
 	(void)pthread_mutex_lock(&s->lock);
 	if (arr == NULL ||
-	    sqlite3_prepare_v2(
-		    s->db,
-		    "SELECT s.name, s.type, s.created, s.policy IS NOT NULL,"
-		    " (SELECT MAX(version) FROM versions v WHERE v.name = s.name AND v.retired = 0),"
-		    " (SELECT COUNT(*) FROM versions v WHERE v.name = s.name),"
-		    " (SELECT COUNT(*) FROM versions v WHERE v.name = s.name AND v.retired = 1) "
-		    "FROM secrets s ORDER BY s.name",
-		    -1, &st, NULL) != SQLITE_OK)
+	    (st = s->q[Q_LIST]) == NULL)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "name",
@@ -327,7 +364,7 @@ sq_list(store *bs, json_t **out)
 	arr = NULL;
 	r = STORE_OK;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	(void)pthread_mutex_unlock(&s->lock);
 	json_decref(arr);
 	return r;
@@ -342,8 +379,7 @@ sq_versions(store *bs, const char *name, json_t **out)
 	int r = STORE_ERR, rc;
 
 	(void)pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, "SELECT type, created, policy FROM secrets WHERE name = ?1",
-			       -1, &st, NULL) != SQLITE_OK ||
+	if ((st = s->q[Q_SECRET_INFO]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		goto out;
 	rc = sqlite3_step(st);
@@ -358,12 +394,9 @@ sq_versions(store *bs, const char *name, json_t **out)
 			     sqlite3_column_type(st, 2) != SQLITE_NULL)) == NULL ||
 	    (arr = json_array()) == NULL)
 		goto out;
-	sqlite3_finalize(st);
+	done(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT version, retired, created, attrs FROM versions "
-			       "WHERE name = ?1 ORDER BY version",
-			       -1, &st, NULL) != SQLITE_OK ||
+	if ((st = s->q[Q_VERSIONS_LIST]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -383,7 +416,7 @@ sq_versions(store *bs, const char *name, json_t **out)
 	res = NULL;
 	r = STORE_OK;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	(void)pthread_mutex_unlock(&s->lock);
 	json_decref(arr);
 	json_decref(res);
@@ -398,8 +431,7 @@ sq_set_policy(store *bs, const char *name, const char *policy)
 	int r = STORE_ERR, rc;
 
 	(void)pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, "UPDATE secrets SET policy = ?2 WHERE name = ?1", -1, &st,
-			       NULL) != SQLITE_OK ||
+	if ((st = s->q[Q_POLICY_SET]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		goto out;
 	rc = policy ? sqlite3_bind_text(st, 2, policy, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 2);
@@ -407,7 +439,7 @@ sq_set_policy(store *bs, const char *name, const char *policy)
 		goto out;
 	r = sqlite3_changes(s->db) == 1 ? STORE_OK : STORE_NOT_FOUND;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	(void)pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -422,8 +454,7 @@ sq_get_policy(store *bs, const char *name, char **out)
 	int r = STORE_ERR, rc;
 
 	(void)pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, "SELECT policy FROM secrets WHERE name = ?1", -1, &st, NULL) !=
-		    SQLITE_OK ||
+	if ((st = s->q[Q_POLICY_GET]) == NULL ||
 	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		goto out;
 	rc = sqlite3_step(st);
@@ -439,7 +470,7 @@ sq_get_policy(store *bs, const char *name, char **out)
 	*out = copy;
 	r = STORE_OK;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	(void)pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -448,7 +479,10 @@ static void
 sq_close(store *bs)
 {
 	sq_store *s = (sq_store *)bs;
+	size_t i;
 
+	for (i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(s->q[i]);
 	(void)sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -470,6 +504,7 @@ int
 store_sqlite_open(const char *path, const seal_key *key, store **out, char *err, size_t errlen)
 {
 	sq_store *s = NULL;
+	size_t i;
 	int fd;
 
 	/* Create the file 0600 before SQLite does (it would use the umask). */
@@ -496,6 +531,13 @@ store_sqlite_open(const char *path, const seal_key *key, store **out, char *err,
 		sq_close(&s->base);
 		return -1;
 	}
+	for (i = 0; i < Q_COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, sq_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
+				       NULL) != SQLITE_OK) {
+			(void)snprintf(err, errlen, "database %s: %s", path, sqlite3_errmsg(s->db));
+			sq_close(&s->base);
+			return -1;
+		}
 	*out = &s->base;
 	return 0;
 }

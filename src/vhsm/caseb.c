@@ -19,6 +19,9 @@
 #include <cjose/cjose.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "common/jwe.h"
 
 #define IN_MAX (VHSM_HDR_LEN + 256u * 1024u) /* nitrided's answer: a JWE or a token */
 #define RETRY_MS 200
@@ -28,7 +31,7 @@
 struct pend {
 	char name[VHSM_NAME_MAX + 1];
 	uint32_t kind;         /* VHSM_OP_NITRIDED_PROVISION or _ATTEST */
-	cjose_jwk_t *tkey;     /* the transfer key; private half in the secure heap */
+	EVP_PKEY *tkey;        /* the transfer key (P-256); private half in the secure heap */
 	char *tee_json;        /* its public JWK */
 	int fd;
 	struct vhsm_principal who; /* nitrided as checked when fd was connected */
@@ -160,7 +163,7 @@ pend_free(struct pend *p)
 		return;
 	if (p->fd >= 0)
 		close(p->fd);
-	cjose_jwk_release(p->tkey); /* EC_KEY_free clears the private scalar */
+	EVP_PKEY_free(p->tkey); /* clears the private scalar */
 	free(p->tee_json);
 	if (p->in != NULL) {
 		OPENSSL_cleanse(p->in, p->in_len);
@@ -275,7 +278,7 @@ start(struct vhsmd *d, const char *name, uint32_t kind, bool refresh, char *msg,
 {
 	struct vcaseb *cb = d->caseb;
 	struct pend *p = NULL;
-	cjose_err ce;
+	json_t *pub = NULL;
 	int r = -1;
 
 	if (find(cb, name) != NULL)
@@ -294,10 +297,12 @@ start(struct vhsmd *d, const char *name, uint32_t kind, bool refresh, char *msg,
 	/* A fresh transfer key per hand-off: its private half lives in the
 	 * secure heap (OpenSSL allocates EC private scalars there) and dies with
 	 * this hand-off. */
-	if ((p->tkey = cjose_jwk_create_EC_random(CJOSE_JWK_EC_P_256, &ce)) == NULL ||
-	    (p->tee_json = cjose_jwk_to_json(p->tkey, false, &ce)) == NULL ||
+	if (jwe_p256_keygen(&p->tkey) != 0 || jwe_p256_public_jwk(p->tkey, &pub) != 0 ||
+	    (p->tee_json = json_dumps(pub, JSON_COMPACT)) == NULL ||
 	    (p->in = malloc(IN_MAX)) == NULL)
 		goto nomem;
+	json_decref(pub);
+	pub = NULL;
 	p->id = cb->next_id++;
 	vhsm_wbuf_frame(&p->out, (uint8_t)kind, p->id);
 	vhsm_wbuf_tlv_str(&p->out, VHSM_T_NAME, name);
@@ -315,6 +320,7 @@ start(struct vhsmd *d, const char *name, uint32_t kind, bool refresh, char *msg,
 	return 0;
 nomem:
 	snprintf(msg, msglen, "key %s unavailable: cannot create a transfer key", name);
+	json_decref(pub);
 	pend_free(p);
 	return r;
 }
@@ -408,7 +414,7 @@ finish(struct pend *p, int status, const char *fmt, ...)
 	}
 	/* The connection is kept or closed by vcaseb_step (release_conn). */
 	/* The transfer key is not needed any more, whatever happened. */
-	cjose_jwk_release(p->tkey);
+	EVP_PKEY_free(p->tkey);
 	p->tkey = NULL;
 	if (status != 0)
 		vhsmd_log("warning", "case B: %s", p->msg);
@@ -540,34 +546,28 @@ installed(const struct vhsmd *d, const char *name)
 	return false;
 }
 
-/* Decrypt the inject JWE with the transfer key and install what it carries. */
+/* Decrypt the inject JWE with the transfer key and install what it carries.
+ * src/common/jwe.c, not cjose: half the cost per hand-off (docs/jwe.md). */
 static void
 on_jwe(struct vhsmd *d, struct pend *p, const uint8_t *jwe, size_t len)
 {
-	cjose_err ce;
-	cjose_jwe_t *j = NULL;
-	cjose_header_t *h;
-	const char *alg, *enc;
 	uint8_t *pt = NULL;
 	size_t ptl = 0;
 	char msg[VCASEB_MSG_MAX];
+	int r;
 
-	if ((j = cjose_jwe_import((const char *)jwe, len, &ce)) == NULL) {
-		finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: the injected JWE is malformed", p->name);
-		goto out;
-	}
-	h = cjose_jwe_get_protected(j);
-	alg = h ? cjose_header_get(h, CJOSE_HDR_ALG, &ce) : NULL;
-	enc = h ? cjose_header_get(h, CJOSE_HDR_ENC, &ce) : NULL;
-	if (alg == NULL || enc == NULL || strcmp(alg, "ECDH-ES") != 0 || strcmp(enc, "A256GCM") != 0) {
-		finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: the injected JWE is not ECDH-ES/A256GCM",
-		       p->name);
-		goto out;
-	}
-	if ((pt = cjose_jwe_decrypt(j, p->tkey, &ptl, &ce)) == NULL) {
-		finish(p, VHSM_E_UNAVAILABLE,
-		       "key %s unavailable: the injected JWE does not decrypt with the transfer key "
-		       "(tampered, or encrypted to another key)", p->name);
+	if ((r = jwe_decrypt_ecdhes(p->tkey, (const char *)jwe, len, &pt, &ptl)) != 0) {
+		if (r == -EBADMSG)
+			finish(p, VHSM_E_UNAVAILABLE,
+			       "key %s unavailable: the injected JWE does not decrypt with the transfer "
+			       "key (tampered, or encrypted to another key)", p->name);
+		else if (r == -ENOTSUP)
+			finish(p, VHSM_E_UNAVAILABLE,
+			       "key %s unavailable: the injected JWE is not ECDH-ES/A256GCM on P-256 "
+			       "(or uses zip or crit)", p->name);
+		else
+			finish(p, VHSM_E_UNAVAILABLE, "key %s unavailable: the injected JWE is malformed (%s)",
+			       p->name, jwe_strerror(r));
 		goto out;
 	}
 	if (p->refresh && !installed(d, p->name)) {
@@ -582,11 +582,8 @@ on_jwe(struct vhsmd *d, struct pend *p, const uint8_t *jwe, size_t len)
 		vhsmd_log("audit", "inject key=%s (case B, through nitrided)", p->name);
 	finish(p, 0, "%s", msg);
 out:
-	if (pt != NULL) {
-		OPENSSL_cleanse(pt, ptl);
-		cjose_get_dealloc()(pt);
-	}
-	cjose_jwe_release(j);
+	if (pt != NULL)
+		OPENSSL_secure_clear_free(pt, ptl);
 }
 
 static bool

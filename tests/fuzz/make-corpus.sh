@@ -6,6 +6,7 @@
 #   OUT_DIR/cert/       snp/certs/*.der and amd/*.pem
 #   OUT_DIR/certtable/  snp/synthetic/*.certtable.bin
 #   OUT_DIR/ovmf/       measure/fixtures/*.bin (OVMF firmware tails)
+#   OUT_DIR/jwe/        protocol/secret*.jwe and a protected header
 # OUT_DIR must be a build directory: the script refuses to write into the
 # source tree.  Missing vectors give empty seed directories (the fuzzers then
 # start from nothing), never an error.
@@ -65,6 +66,17 @@ printf 'VHSM\001\007\000\000\002\000\000\000\033\000\000\000\001\000\003\000\000
 printf 'VHSM\001\207\000\000\002\000\000\000\012\000\000\000\016\000\004\000\000\000\002\000\000\000' \
 	>"$out_abs/vhsm_frame/denied.bin"
 echo "seeds vhsm_frame: $(find "$out_abs/vhsm_frame" -type f | wc -l) files"
+
+# jwe: the protocol vectors' JWEs, and one protected header alone (the
+# target wraps an input starting with '{' into a compact JWE).
+rm -rf "${out_abs:?}/jwe"
+mkdir -p "$out_abs/jwe"
+for f in "$vectors"/protocol/secret.jwe "$vectors"/protocol/secret.tampered-tag.jwe; do
+	[ -f "$f" ] && tr -d '\n' <"$f" >"$out_abs/jwe/$(basename "$f")"
+done
+printf '{"alg":"ECDH-ES","enc":"A256GCM","apu":"QQ","epk":{"kty":"EC","crv":"P-256","x":"g8MMElYJEOgXsaggM3TqYL-ldI-YDW4q7E5SptbJlwI","y":"d4u-Jfy-dXoMqKcgp4LQ764nM2i1_rODPUnpp-uORx8"}}' \
+	>"$out_abs/jwe/header.json"
+echo "seeds jwe: $(find "$out_abs/jwe" -type f | wc -l) files"
 
 for sub in report cert certtable ovmf; do
 	n=$(find "$out_abs/$sub" -type f | wc -l)

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from simtest import Snpsimd, closed_port, pack, recv_frame, stop, tlvs  # noqa: E402
 
 try:
-    from jwcrypto import jwk
+    from jwcrypto import jwe, jwk
 except ImportError:
     print("SKIP: python3-jwcrypto is not installed (run with /usr/bin/python3)")
     sys.exit(77)
@@ -109,6 +109,7 @@ class Proxy:
 
     def __init__(self, path):
         self.path, self.mode, self.backend = path, "pass", None
+        self.payload = None  # what the "jwcrypto*" modes encrypt instead of provd's JWE
         self.srv = socket.socket(socket.AF_UNIX)
         self.srv.bind(path)
         self.srv.listen(8)
@@ -126,6 +127,7 @@ class Proxy:
         try:
             req = recv_frame(c)
             items = tlvs(req[16:])
+            tee = next((v for t, v in items if t == T_TEE), None)
             if self.mode == "wrongkey":  # a JWE for another key
                 other = jwk.JWK.generate(kty="EC", crv="P-256").export_public()
                 items = [[t, other.encode() if t == T_TEE else v] for t, v in items]
@@ -145,11 +147,30 @@ class Proxy:
                         parts[3] = base64.urlsafe_b64encode(bytes(ct)).rstrip(b"=")
                         it[1] = b".".join(parts)
                 ans = pack(ans, items)
+            if self.mode.startswith("jwcrypto"):
+                # provd's answer frame, its JWE replaced by one jwcrypto made
+                # to the same transfer key (with apu/apv, which enter the KDF)
+                items = tlvs(ans[16:])
+                for it in items:
+                    if it[0] == T_JWE:
+                        it[1] = self.jwcrypto_jwe(tee).encode()
+                ans = pack(ans, items)
             c.sendall(ans)
         except Exception as e:  # noqa: BLE001
             print("proxy:", e)
         finally:
             c.close()
+
+
+    def jwcrypto_jwe(self, tee):
+        b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+        hdr = {"alg": "ECDH-ES", "enc": "A256GCM", "cty": "application/json",
+               "apu": b64(b"nitrided"), "apv": b64(b"vhsmd")}
+        if self.mode == "jwcrypto-zip":
+            hdr["zip"] = "DEF"
+        e = jwe.JWE(json.dumps(self.payload).encode(), protected=json.dumps(hdr))
+        e.add_recipient(jwk.JWK.from_json(tee))
+        return e.serialize(compact=True)
 
 
 def wait_path(p, proc, what):
@@ -263,6 +284,8 @@ def main():
         admin = put_secret(tmp, purl, "caseb-sign", "p256", pem, good)
         for n in ("caseb-tamper", "caseb-wrongkey", "caseb-asdown", "caseb-absent"):
             put_secret(tmp, purl, n, "p256", pem, good)
+        for n in ("caseb-jwcrypto", "caseb-zip"):
+            put_secret(tmp, purl, n, "p256", pem, good)
         put_secret(tmp, purl, "caseb-denied", "p256", pem,
                    {"all": [{"measurement": ["00" * 48]}]})
         put_secret(tmp, purl, "caseb-retired", "p256", pem, good)
@@ -345,6 +368,22 @@ def main():
             refused(vsock, "caseb-tamper", "does not decrypt", "tampered JWE")
             proxy.mode = "wrongkey"
             refused(vsock, "caseb-wrongkey", "does not decrypt", "JWE for another key")
+            # vhsmd opens what another JOSE implementation made (jwcrypto, with
+            # apu/apv), and refuses a compressed one
+            value = os.urandom(20)
+            proxy.payload = {"name": "caseb-jwcrypto", "version": 1, "type": "opaque",
+                             "key": base64.urlsafe_b64encode(value).rstrip(b"=").decode(),
+                             "usages": [], "exportable": True, "persist": False,
+                             "access": None, "require_attestation": 0}
+            proxy.mode = "jwcrypto"
+            r = vhsm(vsock, "provision", "caseb-jwcrypto")
+            check(r.returncode == 0, "a jwcrypto JWE with apu/apv: " + r.stderr.decode().strip())
+            r = vhsm(vsock, "secret", "get", "caseb-jwcrypto")
+            check(r.returncode == 0 and r.stdout == value,
+                  "what vhsmd installed is jwcrypto's plaintext")
+            proxy.payload["name"] = "caseb-zip"
+            proxy.mode = "jwcrypto-zip"
+            refused(vsock, "caseb-zip", "not ECDH-ES/A256GCM", "a JWE with zip")
             proxy.mode = "pass"
             proxy.backend = nsock2
             t0 = time.time()

@@ -570,12 +570,30 @@ test_store(void **state)
 	assert_int_equal(store_sqlite_open(db, other, &s2, err, sizeof(err)), 0);
 	assert_int_equal(store_get(s2, "luks", 1, &it), STORE_CORRUPT);
 	store_close(s2);
+	/* The statements are kept between calls: each call must end its read.
+	 * After s read a row, a second connection adds a version; s must see it
+	 * (a statement left un-reset would hold s on its old WAL snapshot). */
+	assert_int_equal(store_sqlite_open(db, k, &s2, err, sizeof(err)), 0);
+	assert_int_equal(store_get(s, "luks", 1, &it), STORE_OK);
+	store_item_free(it);
+	it = NULL;
+	assert_int_equal(store_get_policy(s, "luks", &pol), STORE_OK);
+	free(pol);
+	pol = NULL;
+	assert_int_equal(store_put(s2, "luks", "opaque", "{}", (const uint8_t *)"third", 5, &v), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_get(s, "luks", 0, &it), STORE_OK);
+	assert_int_equal(it->version, 3);
+	store_item_free(it);
+	it = NULL;
+	assert_int_equal(store_retire(s2, "luks", 3), STORE_OK);
+	store_close(s2);
 	/* delete, re-create: numbers are never reused */
 	assert_int_equal(store_delete(s, "luks"), STORE_OK);
 	assert_int_equal(store_get(s, "luks", 1, &it), STORE_NOT_FOUND);
 	assert_int_equal(store_delete(s, "luks"), STORE_NOT_FOUND);
 	assert_int_equal(store_put(s, "luks", "aes256", "{}", secret, 32, &v), 0);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, 4);
 	store_close(s);
 	seal_key_free(k);
 	seal_key_free(other);
