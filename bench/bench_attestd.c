@@ -262,13 +262,16 @@ raw_connect(struct raw_conn *c)
 {
 	struct sockaddr_in sa = { 0 };
 	const char *colon = strrchr(base_url, ':');
+	char *end = NULL;
+	unsigned long port;
 	int one = 1;
 
 	c->fd = -1;
-	if (colon == NULL)
+	if (colon == NULL || (port = strtoul(colon + 1, &end, 10)) == 0 || port > 65535 ||
+	    end == colon + 1)
 		return -1;
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
@@ -288,8 +291,8 @@ raw_post(struct raw_conn *c, const char *path, const char *body, const char **re
 			 "Content-Length: %zu\r\n\r\n",
 			 path, blen);
 	struct iovec iov[2] = { { head, (size_t)n }, { (void *)(uintptr_t)body, blen } };
-	char *eoh = NULL, *cl;
-	int status;
+	char *eoh = NULL, *cl, *end = NULL;
+	long status;
 
 	if (n <= 0 || (size_t)n >= sizeof(head) || writev(c->fd, iov, 2) != (ssize_t)(n + (int)blen))
 		return -1;
@@ -313,10 +316,11 @@ raw_post(struct raw_conn *c, const char *path, const char *body, const char **re
 		if (have >= sizeof(c->buf) - 1)
 			return -1;
 	}
-	if (have != need || sscanf(c->buf, "HTTP/1.1 %d", &status) != 1)
+	if (have != need || strncmp(c->buf, "HTTP/1.1 ", 9) != 0 ||
+	    (status = strtol(c->buf + 9, &end, 10)) < 100 || status > 599 || end != c->buf + 12)
 		return -1;
 	*resp_body = eoh + 4;
-	return status;
+	return (int)status;
 }
 
 struct resp {

@@ -206,9 +206,11 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 		ret = fail(FLOW_REPORT, err, errlen, "cannot compute the REPORT_DATA binding");
 		goto out;
 	}
-	if (snp_guest_open(cfg->snp_spec, &guest, &serr) != SNP_OK ||
-	    snp_guest_get_report(guest, report_data, 0, &report, &report_len, &certs, &certs_len,
-				 &serr) != SNP_OK) {
+	if (cfg->guests != NULL ? guest_pool_report(cfg->guests, report_data, 0, &report, &report_len,
+						    &certs, &certs_len, NULL, &serr) != SNP_OK
+				: (snp_guest_open(cfg->snp_spec, &guest, &serr) != SNP_OK ||
+				   snp_guest_get_report(guest, report_data, 0, &report, &report_len,
+							&certs, &certs_len, &serr) != SNP_OK)) {
 		ret = fail(FLOW_REPORT, err, errlen, "no attestation report: %s", serr.detail);
 		goto out;
 	}

@@ -14,6 +14,7 @@
 
 #include <nitride/snp.h>
 
+#include "nitride/guest_pool.h"
 #include "nitride/http.h"
 
 #define FLOW_ERR_MAX 1024
@@ -22,6 +23,7 @@ struct flow_config {
 	const char *attestd_url;  /* e.g. https://attestd.example:8443 (no trailing slash) */
 	const char *provd_url;
 	const char *snp_spec;     /* libsnp guest backend; NULL = $NITRIDE_SNP or auto */
+	struct guest_pool *guests; /* kept handles for snp_spec (guest_pool.h); NULL: one per report */
 	struct http_opts http;
 };
 

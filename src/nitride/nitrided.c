@@ -169,6 +169,7 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
  * serve_run's detached workers may still be in a request when it returns.
  */
 static http_pool *pool;
+static guest_pool *guests; /* like pool: kept for the life of the process */
 
 /*
  * Daemon (name NULL): serve listen_socket until SIGTERM/SIGINT.  --once with
@@ -200,6 +201,11 @@ serve_mode(struct config *c, const char *name)
 		return 2;
 	}
 	fc.http.pool = pool; /* one TLS handshake per service, not three per flow */
+	if (guests == NULL && guest_pool_new(c->snp, &guests) != 0) {
+		fprintf(stderr, "nitrided: out of memory\n");
+		return 2;
+	}
+	fc.guests = guests; /* the guest device (or snpsimd's socket) stays open */
 	memset(&os, 0, sizeof(os));
 	os.sc.socket_path = c->listen_socket;
 	os.sc.vhsmd_uid = (uid_t)c->vhsmd_uid;
@@ -360,6 +366,7 @@ main(int argc, char **argv)
 	fc.attestd_url = c.attestd_url;
 	fc.provd_url = c.provd_url;
 	fc.snp_spec = c.snp;
+	fc.guests = NULL;
 	fc.http = c.http;
 	fc.http.ca_bundle = c.ca_bundle;
 	step = flow_provision(&fc, name, (unsigned long)version, (const char *)tee, &jwe, NULL, err,

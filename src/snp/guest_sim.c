@@ -3,9 +3,11 @@
  * Development and tests only: snpsimd's reports chain to the simulator's
  * own ARK, which no verifier trusts unless told to.
  *
- * One connection per request, one frame each way; the connection opened by
- * snp_guest_open to check that snpsimd is there carries the first request
- * (a new one is opened if snpsimd closed it meanwhile).  Firmware refusals come
+ * One frame each way per request.  The connection opened by snp_guest_open
+ * to check that snpsimd is there carries the first request and is kept for
+ * the next ones (a caller that keeps its handle, such as nitrided, makes no
+ * connection per report); if snpsimd closed it meanwhile (it closes idle
+ * connections after SIMPROTO_TIMEOUT_MS) the request goes on a new one.  Firmware refusals come
  * back inside the MSG_*_RSP status (as from real firmware): SNP_E_FIRMWARE.
  * SIM_MSG_ERROR (a request snpsimd could not even read) carries an
  * snp_status and a text: SNP_E_FORMAT for format/argument codes, else
@@ -92,7 +94,7 @@ sim_error(const char *path, const uint8_t *p, size_t len, snp_error *err)
 }
 
 /*
- * One request/response exchange on fd (closed here).  *rsp (malloc'ed,
+ * One request/response exchange on fd (the caller keeps or closes it).  *rsp (malloc'ed,
  * caller frees and wipes when secret) and *rsp_len on success; the response
  * type is checked.
  */
@@ -134,13 +136,14 @@ out:
 		OPENSSL_cleanse(p, len);
 		free(p);
 	}
-	(void)close(fd);
 	return r;
 }
 
-/* One exchange: on the connection kept by guest_sim_open if there is one
- * (once; a failure there is retried on a new connection: snpsimd closes an
- * idle connection after SIMPROTO_TIMEOUT_MS), else on a new connection. */
+/* One exchange: on the kept connection if there is one (an I/O failure
+ * there is retried once on a new connection: snpsimd closes an idle
+ * connection after SIMPROTO_TIMEOUT_MS, and reports and derived keys may be
+ * asked twice), else on a new connection.  The connection is kept after a
+ * complete exchange and closed after any failure. */
 static int
 sim_call(struct snp_guest *g, uint16_t type, const uint8_t *req, size_t req_len, uint8_t **rsp,
 	 size_t *rsp_len, snp_error *err)
@@ -148,12 +151,24 @@ sim_call(struct snp_guest *g, uint16_t type, const uint8_t *req, size_t req_len,
 	int fd = g->fd, r;
 
 	g->fd = -1;
-	if (fd >= 0 && (r = sim_exchange(g->path, fd, type, req, req_len, rsp, rsp_len, err)) !=
-			       SNP_E_IO)
-		return r;
+	if (fd >= 0) {
+		r = sim_exchange(g->path, fd, type, req, req_len, rsp, rsp_len, err);
+		if (r == SNP_OK) {
+			g->fd = fd;
+			return r;
+		}
+		(void)close(fd);
+		if (r != SNP_E_IO)
+			return r;
+	}
 	if ((r = sim_connect(g->path, &fd, err)) != SNP_OK)
 		return r;
-	return sim_exchange(g->path, fd, type, req, req_len, rsp, rsp_len, err);
+	r = sim_exchange(g->path, fd, type, req, req_len, rsp, rsp_len, err);
+	if (r == SNP_OK)
+		g->fd = fd;
+	else
+		(void)close(fd);
+	return r;
 }
 
 static int
