@@ -22,7 +22,11 @@
 
 #include <cjose/cjose.h>
 #include <jansson.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
 
 #include "provision/audit.h"
 #include "provision/policy.h"
@@ -261,6 +265,57 @@ release_and_decrypt(const char *name)
 	prov_token_free(t);
 	json_decref(b);
 	return res;
+}
+
+/* The transfer key check: on the curve, coordinates below the field prime,
+ * public only. */
+static void
+test_check_p256_public(void **state)
+{
+	/* x = 5 is the smallest x on P-256 (y from the curve equation); x + p,
+	 * which still fits in 32 bytes, is its alias. */
+	static const char *const x5 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAU";
+	static const char *const x5p = "_____wAAAAEAAAAAAAAAAAAAAAEAAAAAAAAAAAAAAAQ";
+	json_t *b = binding(), *k = json_deep_copy(json_object_get(b, "tee_pubkey"));
+	char why[256] = "";
+
+	(void)state;
+	assert_int_equal(prov_check_p256_public(k, why, sizeof(why)), 0);
+	json_object_set_new(k, "d", json_string("AAAA"));
+	assert_int_equal(prov_check_p256_public(k, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "public"));
+	json_object_del(k, "d");
+	json_object_set_new(k, "x", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+	assert_int_equal(prov_check_p256_public(k, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "not on P-256"));
+	{
+		/* (5, y) passes; (5 + p, y) is the same point mod p and is refused. */
+		EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+		EC_POINT *pt = EC_POINT_new(g);
+		BIGNUM *x = BN_new(), *y = BN_new();
+		unsigned char by[32];
+		char ty[44];
+
+		assert_int_equal(BN_set_word(x, 5), 1);
+		assert_int_equal(EC_POINT_set_compressed_coordinates(g, pt, x, 0, NULL), 1);
+		assert_int_equal(EC_POINT_get_affine_coordinates(g, pt, x, y, NULL), 1);
+		assert_int_equal(BN_bn2binpad(y, by, 32), 32);
+		EVP_EncodeBlock((unsigned char *)ty, by, 32);
+		for (char *c = ty; *c; c++)
+			*c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+		ty[43] = '\0';
+		json_object_set_new(k, "x", json_string(x5));
+		json_object_set_new(k, "y", json_string(ty));
+		assert_int_equal(prov_check_p256_public(k, why, sizeof(why)), 0);
+		json_object_set_new(k, "x", json_string(x5p));
+		assert_int_equal(prov_check_p256_public(k, why, sizeof(why)), -1);
+		BN_free(x);
+		BN_free(y);
+		EC_POINT_free(pt);
+		EC_GROUP_free(g);
+	}
+	json_decref(k);
+	json_decref(b);
 }
 
 static void
@@ -883,7 +938,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_token_valid),   cmocka_unit_test(test_token_rejected),
 		cmocka_unit_test(test_token_shapes),  cmocka_unit_test(test_token_other_cnf),
-		cmocka_unit_test(test_release_jwe),   cmocka_unit_test(test_payload_ec),
+		cmocka_unit_test(test_check_p256_public), cmocka_unit_test(test_release_jwe),   cmocka_unit_test(test_payload_ec),
 		cmocka_unit_test(test_policy_eval),   cmocka_unit_test(test_policy_check),
 		cmocka_unit_test(test_seal_key),      cmocka_unit_test(test_store),
 		cmocka_unit_test(test_audit_chain),   cmocka_unit_test(test_audit_group_commit),
