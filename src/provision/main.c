@@ -25,6 +25,7 @@
 #include "provision/audit.h"
 #include "provision/config.h"
 #include "provision/seal.h"
+#include "provision/secret.h"
 #include "provision/server.h"
 #include "provision/store.h"
 #include "provision/token.h"
@@ -168,6 +169,7 @@ out:
 	audit_close(audit);
 	store_close(st);
 	seal_key_free(mk);
+	secret_cache_clear();
 	provd_admins_free(admins);
 	prov_jwks_free(jwks);
 	return rc;

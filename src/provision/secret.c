@@ -344,14 +344,128 @@ decode_pkcs8(bool ec, const uint8_t *der, size_t len)
 	return pk;
 }
 
+/*
+ * Private JWKs already built, by SHA-256 of the type and PKCS#8 they come
+ * from.  Turning a PKCS#8 into a JWK costs OpenSSL 3.0 a decode (a new EC
+ * group, ASN.1, key management: ≈ 0.1 ms) on every release; a key released
+ * again is served from here.  The entries are derived from material this
+ * process decrypts on each release anyway and holds with the master key, so
+ * keeping them adds no exposure that memory access to provd does not
+ * already give; they live in the secure heap (never in a core dump), are
+ * wiped when evicted and by secret_cache_clear(), and are bounded.  Keyed by
+ * content, not by name and version, so a secret deleted and created again
+ * under the same name can never get the old key.
+ */
+#define JWK_CACHE_MAX 128u
+
+static struct {
+	pthread_mutex_t lock;
+	struct jwk_entry {
+		uint8_t id[32];
+		char *text; /* secure heap, NUL-terminated */
+		size_t len;
+		unsigned long used;
+	} e[JWK_CACHE_MAX];
+	unsigned long tick;
+} jwk_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+jwk_entry_wipe(struct jwk_entry *e)
+{
+	if (e->text != NULL)
+		OPENSSL_secure_clear_free(e->text, e->len + 1);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+secret_cache_clear(void)
+{
+	size_t i;
+
+	(void)pthread_mutex_lock(&jwk_cache.lock);
+	for (i = 0; i < JWK_CACHE_MAX; i++)
+		jwk_entry_wipe(&jwk_cache.e[i]);
+	(void)pthread_mutex_unlock(&jwk_cache.lock);
+}
+
+static int
+jwk_cache_id(const store_item *it, uint8_t id[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned n = 0;
+	int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(c, it->type, strlen(it->type) + 1) == 1 &&
+		 EVP_DigestUpdate(c, it->material, it->material_len) == 1 &&
+		 EVP_DigestFinal_ex(c, id, &n) == 1 && n == 32;
+
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
+/* The cached JWK for id, parsed (NULL if none). */
+static json_t *
+jwk_cache_get(const uint8_t id[32])
+{
+	json_t *j = NULL;
+	size_t i;
+
+	(void)pthread_mutex_lock(&jwk_cache.lock);
+	for (i = 0; i < JWK_CACHE_MAX; i++) {
+		struct jwk_entry *e = &jwk_cache.e[i];
+
+		if (e->text != NULL && CRYPTO_memcmp(e->id, id, 32) == 0) {
+			e->used = ++jwk_cache.tick;
+			j = json_loadb(e->text, e->len, 0, NULL);
+			break;
+		}
+	}
+	(void)pthread_mutex_unlock(&jwk_cache.lock);
+	return j;
+}
+
+/* Keep jwk under id, in place of the least recently used entry if full. */
+static void
+jwk_cache_put(const uint8_t id[32], const json_t *jwk)
+{
+	size_t n = json_dumpb(jwk, NULL, 0, JSON_COMPACT), i, victim = 0;
+	char *text;
+
+	if (n == 0 || (text = OPENSSL_secure_malloc(n + 1)) == NULL)
+		return;
+	if (json_dumpb(jwk, text, n, JSON_COMPACT) != n) {
+		OPENSSL_secure_clear_free(text, n + 1);
+		return;
+	}
+	text[n] = '\0';
+	(void)pthread_mutex_lock(&jwk_cache.lock);
+	for (i = 0; i < JWK_CACHE_MAX; i++) {
+		if (jwk_cache.e[i].text == NULL) {
+			victim = i;
+			break;
+		}
+		if (jwk_cache.e[i].used < jwk_cache.e[victim].used)
+			victim = i;
+	}
+	jwk_entry_wipe(&jwk_cache.e[victim]);
+	memcpy(jwk_cache.e[victim].id, id, 32);
+	jwk_cache.e[victim].text = text;
+	jwk_cache.e[victim].len = n;
+	jwk_cache.e[victim].used = ++jwk_cache.tick;
+	(void)pthread_mutex_unlock(&jwk_cache.lock);
+}
+
 static json_t *
 key_jwk(const store_item *it, int ti)
 {
-	EVP_PKEY *pkey = decode_pkcs8(is_ec(it->type), it->material, it->material_len);
+	EVP_PKEY *pkey;
 	json_t *j = NULL;
 	size_t fs = (size_t)(types[ti].bits + 7) / 8;
+	uint8_t id[32];
+	bool have_id = jwk_cache_id(it, id) == 0;
 
-	if (pkey == NULL)
+	if (have_id && (j = jwk_cache_get(id)) != NULL)
+		return j;
+	if ((pkey = decode_pkcs8(is_ec(it->type), it->material, it->material_len)) == NULL)
 		return NULL;
 	if (is_ec(it->type))
 		j = json_pack("{s:s, s:s, s:o*, s:o*, s:o*}", "kty", "EC", "crv", types[ti].curve, "x",
@@ -373,6 +487,8 @@ key_jwk(const store_item *it, int ti)
 		json_decref(j);
 		j = NULL;
 	}
+	if (j != NULL && have_id)
+		jwk_cache_put(id, j);
 	return j;
 }
 

@@ -41,6 +41,10 @@ __attribute__((warn_unused_result)) int secret_attrs(const char *type, const jso
 __attribute__((warn_unused_result)) int secret_payload(const store_item *it, char **text,
 						       size_t *len);
 
+/* Wipes the private JWKs secret_payload() keeps for keys it released
+ * (secret.c: bounded, secure heap).  For exit and tests. */
+void secret_cache_clear(void);
+
 /* Compact JWE (alg ECDH-ES, enc A256GCM, cty application/json) of pt to the
  * P-256 public JWK `to` (common/jwe.h).  *jwe is malloc'ed (caller frees). */
 __attribute__((warn_unused_result)) int secret_jwe(const json_t *to, const uint8_t *pt, size_t len,

@@ -367,6 +367,41 @@ test_payload_ec(void **state)
 	assert_string_equal(json_string_value(json_object_get(jwk, "crv")), "P-256");
 	assert_int_equal(strlen(json_string_value(json_object_get(jwk, "d"))), 43);
 	assert_int_equal(strlen(json_string_value(json_object_get(jwk, "x"))), 43);
+	{
+		/* Released again: the same payload (its JWK from secret.c's cache). */
+		char *again = NULL;
+		size_t alen = 0;
+		uint8_t *mat2 = NULL;
+		size_t len2 = 0;
+		json_t *p2;
+
+		assert_int_equal(secret_payload(&it, &again, &alen), 0);
+		assert_int_equal(alen, plen);
+		assert_memory_equal(again, payload, plen);
+		OPENSSL_secure_clear_free(again, alen + 1);
+		/* Another key under the same name and version (deleted and created
+		 * again): its own JWK, never the cached one. */
+		assert_int_equal(secret_material("p256", NULL, 0, &mat2, &len2, why, sizeof(why)), 0);
+		it.material = mat2;
+		it.material_len = len2;
+		assert_int_equal(secret_payload(&it, &again, &alen), 0);
+		p2 = json_loads(again, 0, NULL);
+		assert_non_null(p2);
+		assert_string_not_equal(
+			json_string_value(json_object_get(json_object_get(p2, "jwk"), "d")),
+			json_string_value(json_object_get(jwk, "d")));
+		json_decref(p2);
+		OPENSSL_secure_clear_free(again, alen + 1);
+		OPENSSL_secure_clear_free(mat2, len2);
+		it.material = mat;
+		it.material_len = len;
+		/* After clearing, the JWK is built again, and is the same. */
+		secret_cache_clear();
+		assert_int_equal(secret_payload(&it, &again, &alen), 0);
+		assert_int_equal(alen, plen);
+		assert_memory_equal(again, payload, plen);
+		OPENSSL_secure_clear_free(again, alen + 1);
+	}
 	json_decref(p);
 	OPENSSL_secure_clear_free(payload, plen + 1);
 	OPENSSL_secure_clear_free(mat, len);
