@@ -294,7 +294,7 @@ test_check_p256_public(void **state)
 		EC_POINT *pt = EC_POINT_new(g);
 		BIGNUM *x = BN_new(), *y = BN_new();
 		unsigned char by[32];
-		char ty[44];
+		char ty[48]; /* EVP_EncodeBlock: 44 characters and a NUL */
 
 		assert_int_equal(BN_set_word(x, 5), 1);
 		assert_int_equal(EC_POINT_set_compressed_coordinates(g, pt, x, 0, NULL), 1);
