@@ -44,34 +44,39 @@
 /*
  * Threads.  One event loop per core; each accepts connections in turn (the
  * turn passes at every accept, so kept-alive clients spread over the loops).
- * An attestation is appraised in the loop that read it when that loop has
- * nothing else queued and the collateral is at hand: no hand-over to another
- * thread, and no wake-up on the way back, which on a VM with halting idle
- * vCPUs costs 25-50 us each way.  Anything else (a second request read in
- * the same turn of the loop, or collateral that must come from the KDS) goes
- * to the pool, which uses every core whichever loop holds the connections.
+ * Attestations wait in one queue that the loops themselves drain, each
+ * taking its own requests first: a loop appraises what it read, with no
+ * hand-over to another thread and no wake-up on the way back (on a VM with
+ * halting idle vCPUs each costs 25-50 us), and an idle loop takes over the
+ * queue's surplus, so every core works whatever loop holds the connections.
+ * Only appraisals that need the KDS go to the pool: a loop never waits for
+ * the network.
  */
 struct worker {
 	pthread_t thread;
 	struct event_base *base;
 	struct evhttp *http;
 	struct evconnlistener *listener;
-	struct event *inline_ev;        /* lowest priority: runs inline_job */
-	struct attest_job *inline_job;  /* at most one, owned by this loop */
+	struct event *inline_ev;        /* lowest priority: runs one queued appraisal */
+	bool busy;                      /* appraising (atomic: read by the other loops) */
 	size_t index;
 	attestd_server *srv;
 	bool started;
 };
 
-/* Loop priorities: libevent's own (HTTP I/O) in the middle, the inline
- * appraisal last, so requests already readable are parsed (and the extra
- * ones handed to the pool) before this loop spends 0.5 ms on a P-384 verify. */
+/* Loop priorities: libevent's own (HTTP I/O) in the middle, the queued
+ * appraisals last, so requests already readable are parsed and queued (where
+ * an idle loop can take them) before this loop spends 0.5 ms on a P-384
+ * verify. */
 #define LOOP_PRIORITIES 3
 #define INLINE_PRIORITY 2
 
 struct attestd_server {
 	attestd_services svc;
-	workq *crypto;       /* appraisals and tokens, on every core */
+	workq *crypto;       /* appraisals that need the KDS */
+	pthread_mutex_t q_lock;
+	struct attest_job *q_head, *q_tail; /* attestations the loops drain */
+	size_t q_len;
 	SSL_CTX *ssl;
 	int fd;
 	size_t n_workers;
@@ -403,7 +408,9 @@ reject(attestd_server *s, struct evhttp_request *req, const appraisal *a)
  * and frees it when the answer is "sent". */
 struct attest_job {
 	attestd_server *s;
-	struct event_base *base; /* of the loop that answers */
+	struct attest_job *next; /* in s's queue */
+	struct worker *owner;    /* the loop that read it and answers */
+	struct event_base *base; /* owner's */
 	struct evhttp_request *req;
 	char client[64];
 	json_t *body;            /* owns nonce and jwk */
@@ -524,31 +531,71 @@ attest_work(void *arg)
 	}
 }
 
-/* In the loop, when its turn comes (lowest priority): the job it kept. */
+/* Unlinks and returns this loop's oldest queued job, else the oldest one. */
+static struct attest_job *
+queue_take(attestd_server *s, struct worker *w, bool *more)
+{
+	struct attest_job *j, *prev = NULL, *pick = NULL, *pick_prev = NULL;
+
+	(void)pthread_mutex_lock(&s->q_lock);
+	for (j = s->q_head; j != NULL; prev = j, j = j->next) {
+		if (pick == NULL) {
+			pick = j;
+			pick_prev = prev;
+		}
+		if (j->owner == w) {
+			pick = j;
+			pick_prev = prev;
+			break;
+		}
+	}
+	if (pick != NULL) {
+		if (pick_prev != NULL)
+			pick_prev->next = pick->next;
+		else
+			s->q_head = pick->next;
+		if (s->q_tail == pick)
+			s->q_tail = pick_prev;
+		pick->next = NULL;
+		s->q_len--;
+	}
+	*more = s->q_len > 0;
+	(void)pthread_mutex_unlock(&s->q_lock);
+	return pick;
+}
+
+/* In a loop, when its turn comes (lowest priority): one queued appraisal. */
 static void
 attest_inline(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct attest_job *j = w->inline_job;
+	static const struct timeval now = { 0, 0 };
+	struct attest_job *j;
+	bool more = false;
 
 	(void)fd;
 	(void)what;
-	w->inline_job = NULL;
-	if (j == NULL)
+	if ((j = queue_take(w->srv, w, &more)) == NULL)
 		return;
+	__atomic_store_n(&w->busy, true, __ATOMIC_RELAXED);
 	attest_run(j, true);
+	__atomic_store_n(&w->busy, false, __ATOMIC_RELAXED);
 	if (j->a != NULL && j->a->would_fetch) {
 		appraisal_free(j->a);
 		j->a = NULL;
-		if (workq_submit(j->s->crypto, attest_work, j) != 0) {
-			problem(j->req, 503, "unavailable", "Shutting down", NULL, NULL, NULL, NULL,
-				NULL);
-			attest_job_free(j);
-		}
-		return;
+		if (workq_submit(j->s->crypto, attest_work, j) == 0)
+			goto next; /* answered from the pool */
+		j->failed = true; /* shutting down: answered 503 below */
+	} else {
+		INC(j->s->m_run_loop);
 	}
-	INC(j->s->m_run_loop);
-	attest_finish(-1, 0, j);
+	if (j->owner == w)
+		attest_finish(-1, 0, j);
+	else if (event_base_once(j->base, -1, EV_TIMEOUT, attest_finish, j, &now) != 0)
+		attestd_log("error", "attest: cannot hand the answer back to the event loop");
+next:
+	if (more)
+		event_active(w->inline_ev, EV_TIMEOUT, 0);
 }
 
 static void
@@ -557,6 +604,7 @@ h_attest(attestd_server *s, struct worker *w, struct evhttp_request *req)
 	struct attest_job *j = NULL;
 	const char *nonce;
 	char why[200];
+	size_t queued, i;
 	int r;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
@@ -564,6 +612,7 @@ h_attest(attestd_server *s, struct worker *w, struct evhttp_request *req)
 		return;
 	}
 	j->s = s;
+	j->owner = w;
 	j->base = w->base;
 	j->req = req;
 	(void)snprintf(j->client, sizeof(j->client), "%s", client_addr(req));
@@ -611,16 +660,26 @@ h_attest(attestd_server *s, struct worker *w, struct evhttp_request *req)
 			"tee_pubkey", NULL, NULL, NULL);
 		goto fail;
 	}
-	if (w->inline_job == NULL) {
-		w->inline_job = j;
-		event_active(w->inline_ev, EV_TIMEOUT, 0);
-		return; /* answered by attest_inline() */
+	(void)pthread_mutex_lock(&s->q_lock);
+	if (s->q_tail != NULL)
+		s->q_tail->next = j;
+	else
+		s->q_head = j;
+	s->q_tail = j;
+	queued = ++s->q_len;
+	(void)pthread_mutex_unlock(&s->q_lock);
+	event_active(w->inline_ev, EV_TIMEOUT, 0);
+	/* More than this loop will take next: wake a loop that is not appraising
+	 * (event_active is thread-safe with evthread_use_pthreads). */
+	for (i = 1; queued > 1 && i < s->n_workers; i++) {
+		struct worker *peer = &s->workers[(w->index + i) % s->n_workers];
+
+		if (!__atomic_load_n(&peer->busy, __ATOMIC_RELAXED)) {
+			event_active(peer->inline_ev, EV_TIMEOUT, 0);
+			break;
+		}
 	}
-	if (workq_submit(s->crypto, attest_work, j) != 0) {
-		problem(req, 503, "unavailable", "Shutting down", NULL, NULL, NULL, NULL, NULL);
-		goto fail;
-	}
-	return; /* answered by attest_finish() */
+	return; /* answered by attest_finish(), from attest_inline() */
 fail:
 	attest_job_free(j);
 }
@@ -960,6 +1019,7 @@ attestd_server_start(const attestd_services *svc, attestd_server **out, char *bo
 	s->svc = *svc;
 	s->fd = -1;
 	(void)pthread_mutex_init(&s->audit_lock, NULL);
+	(void)pthread_mutex_init(&s->q_lock, NULL);
 	if (!svc->cfg->plain_http && make_tls(s, err, errlen) != 0)
 		goto fail;
 	if (make_listener(svc->cfg, &s->fd, bound, boundlen, err, errlen) != 0)
@@ -1042,13 +1102,20 @@ attestd_server_stop(attestd_server *s)
 	 * what it has, and one more turn of each loop delivers those answers
 	 * (and frees their jobs) before the connections go. */
 	workq_stop(s->crypto);
+	/* Jobs still queued were never started; their requests go with the
+	 * connections (evhttp_free below). */
+	while (s->q_head != NULL) {
+		struct attest_job *j = s->q_head;
+
+		s->q_head = j->next;
+		attest_job_free(j);
+	}
+	s->q_tail = NULL;
+	s->q_len = 0;
 	for (i = 0; i < s->n_workers; i++)
 		if (s->workers[i].base)
 			(void)event_base_loop(s->workers[i].base, EVLOOP_NONBLOCK);
 	for (i = 0; i < s->n_workers; i++) {
-		/* A job kept for a loop that stopped first: its request goes with
-		 * the connection. */
-		attest_job_free(s->workers[i].inline_job);
 		if (s->workers[i].inline_ev)
 			event_free(s->workers[i].inline_ev);
 		if (s->workers[i].http)
@@ -1060,6 +1127,7 @@ attestd_server_stop(attestd_server *s)
 		close(s->fd);
 	SSL_CTX_free(s->ssl);
 	pthread_mutex_destroy(&s->audit_lock);
+	pthread_mutex_destroy(&s->q_lock);
 	free(s->workers);
 	free(s);
 }
