@@ -400,12 +400,13 @@ reject(attestd_server *s, struct evhttp_request *req, const appraisal *a)
 		f ? f->expected : NULL, f ? f->actual : NULL, extra);
 }
 
-/* One attestation between the event loop that read it and the pool thread
- * that appraises it.  The event loop parses and checks the request (cheap),
- * the pool runs the P-384 verification and signs the token, and the event
- * loop that owns the connection answers (libevent's requests belong to their
- * loop).  If the client goes away meanwhile, libevent detaches the request
- * and frees it when the answer is "sent". */
+/* One attestation, from the event loop that read it to whichever thread
+ * appraises it (a loop, or the pool when the KDS is needed).  The reading
+ * loop parses and checks the request (cheap); the appraiser runs the P-384
+ * verification and signs the token; the loop that owns the connection
+ * answers (libevent's requests belong to their loop).  If the client goes
+ * away meanwhile, libevent detaches the request and frees it when the answer
+ * is "sent". */
 struct attest_job {
 	attestd_server *s;
 	struct attest_job *next; /* in s's queue */
@@ -419,7 +420,7 @@ struct attest_job {
 	uint8_t *report, *certs;
 	size_t rlen, clen;
 	uint8_t rd[SNP_REPORT_DATA_LEN];
-	/* results, from the pool thread */
+	/* results, from the appraising thread */
 	bool failed;             /* out of memory in appraise() */
 	appraisal *a;
 	char *jwt;               /* NULL with a && affirming/warning: signing failed */
