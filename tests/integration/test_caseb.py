@@ -9,12 +9,14 @@ gets its secret, a VM whose kernel command line changed does not.
 Usage: test_caseb.py SNPSIMD ATTESTD PROVD NITRIDED NITRIDE
 """
 import base64
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,6 +98,26 @@ def setup_services(tmp, roots, measurement):
     return attestd, aurl, provd, purl, secret
 
 
+class BadNonceAS(http.server.BaseHTTPRequestHandler):
+    """An attestation service whose challenge carries a nonce of the right
+    length with a quote in it (it would break out of the attest request's
+    JSON); records the paths asked."""
+    paths = []
+
+    def do_POST(self):
+        BadNonceAS.paths.append(self.path)
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = json.dumps({"nonce": 'A",' + "A" * 40}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
 def provision(vm, pub, out, aurl, purl, extra=()):
     return subprocess.run([NITRIDED, "--once", "--provision", "root-disk", "--tee-pubkey", pub,
                            "--out", out, "--attestd", aurl, "--provd", purl,
@@ -172,6 +194,16 @@ def main():
                 f.write(tkey.export_private())
             r = provision(vm, priv, out2, aurl, purl)
             check(r.returncode == 2 and "public" in r.stderr, "private transfer key refused")
+            # A nonce that is not base64url is refused at the challenge: no
+            # report is asked for it and no attest request is built with it.
+            bad = http.server.HTTPServer(("127.0.0.1", 0), BadNonceAS)
+            threading.Thread(target=bad.serve_forever, daemon=True).start()
+            r = provision(vm, pub, out2, f"http://127.0.0.1:{bad.server_address[1]}", purl,
+                          ["--config", cfg])
+            bad.shutdown()
+            check(r.returncode == 1 and "no challenge" in r.stderr and not os.path.exists(out2)
+                  and BadNonceAS.paths == ["/v1/challenge"],
+                  f"nonce outside base64url refused: {r.stderr.strip()} {BadNonceAS.paths}")
 
         with Snpsimd(SNPSIMD, boot + ["--boot-append", good_append + " init=/bin/sh"],
                      state_dir=state) as vm:
