@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 ANNOUNCE = re.compile(r"^snpsimd: socket (\S+) kds (http://127\.0\.0\.1:\d+)")
@@ -27,6 +28,16 @@ class Snpsimd:
         self.proc = None
         self.socket = None
         self.kds = None
+        self.log_tail = []
+        self._drainer = None
+
+    def _drain(self):
+        # snpsimd logs a line per request on stderr: read it all the time, or
+        # a long run fills the pipe (64 KiB) and snpsimd blocks in its log
+        # call.  The last lines are kept for error messages.
+        for line in self.proc.stderr:
+            self.log_tail.append(line)
+            del self.log_tail[:-50]
 
     def __enter__(self):
         self.proc = subprocess.Popen(
@@ -40,6 +51,8 @@ class Snpsimd:
             m = ANNOUNCE.match(line)
             if m:
                 self.socket, self.kds = m.group(1), m.group(2)
+                self._drainer = threading.Thread(target=self._drain, daemon=True)
+                self._drainer.start()
                 return self
         self.stop()
         raise RuntimeError("snpsimd did not announce its socket: "
@@ -57,6 +70,8 @@ class Snpsimd:
 
     def __exit__(self, *exc):
         self.stop()
+        if self._drainer is not None:
+            self._drainer.join(10)  # snpsimd has exited: its stderr ends
         if self.proc is not None:
             for f in (self.proc.stdout, self.proc.stderr):
                 if f:
