@@ -1073,6 +1073,12 @@ attestd_server_start(const attestd_services *svc, attestd_server **out, char *bo
 							    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 		evhttp_set_gencb(w->http, dispatch, w);
 		evhttp_set_bevcb(w->http, new_connection, w);
+	}
+	/* Every loop exists before any runs: the first accept passes the turn to
+	 * the next loop's listener. */
+	for (i = 0; i < n; i++) {
+		struct worker *w = &s->workers[i];
+
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			(void)snprintf(err, errlen, "worker %zu: cannot start a thread", i);
 			goto fail;
