@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -188,30 +189,31 @@ request(const struct flow_config *cfg, const char *url, const char *bearer, cons
 	return r;
 }
 
+/* Whether an RFC 7807 answer names `check` as the failing check. */
+static bool
+problem_check_is(const struct http_response *r, const char *check)
+{
+	json_t *doc = r->body != NULL ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+	const char *c = doc != NULL ? json_string_value(json_object_get(doc, "check")) : NULL;
+	bool is = c != NULL && strcmp(c, check) == 0;
+
+	json_decref(doc);
+	return is;
+}
+
+/* POST /v1/challenge: *nonce (malloc'ed, 43 base64url characters) and, if
+ * ttl_s is given, the lifetime attestd gave it (0 if it did not say). */
 static enum flow_step
-flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
-	 const char *tee_pubkey_json, bool attest_only, char **jwe_out, struct flow_stats *st,
-	 char *err, size_t errlen)
+challenge(const struct flow_config *cfg, char **nonce, unsigned long *ttl_s, struct flow_stats *st,
+	  char *err, size_t errlen)
 {
 	struct http_response resp = { 0 };
-	uint8_t report_data[SNP_REPORT_DATA_LEN];
-	uint8_t *report = NULL, *certs = NULL;
-	size_t report_len = 0, certs_len = 0;
-	char *report_b64 = NULL, *certs_b64 = NULL, *body = NULL, *nonce = NULL, *token = NULL;
 	char url[2048], why[FLOW_ERR_MAX], herr[HTTP_ERR_MAX] = "";
-	json_t *jwk = NULL, *doc = NULL;
-	snp_error serr = { 0 };
-	snp_guest *guest = NULL;
-	unsigned long t0;
-	enum flow_step ret;
+	json_t *doc = NULL;
+	json_int_t ttl;
+	enum flow_step ret = FLOW_OK;
 
-	if (!attest_only && !valid_name(name))
-		return fail(FLOW_INPUT, err, errlen, "'%s' is not a secret name ([A-Za-z0-9._-], 1-128)", name);
-	if ((jwk = load_transfer_key(tee_pubkey_json, err, errlen)) == NULL)
-		return FLOW_INPUT;
-
-	/* 1. A fresh, single-use nonce. */
-	t0 = mono_us();
+	*nonce = NULL;
 	(void)snprintf(url, sizeof(url), "%s/v1/challenge", cfg->attestd_url);
 	if (request(cfg, url, NULL, "{}", &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_CHALLENGE, err, errlen, "attestation service unreachable: %s", herr);
@@ -225,10 +227,148 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 		ret = fail(FLOW_CHALLENGE, err, errlen, "no challenge from the attestation service: %s", why);
 		goto out;
 	}
-	nonce = strdup(json_string_value(json_object_get(doc, "nonce")));
+	if ((*nonce = strdup(json_string_value(json_object_get(doc, "nonce")))) == NULL) {
+		ret = fail(FLOW_CHALLENGE, err, errlen, "out of memory");
+		goto out;
+	}
+	if (ttl_s != NULL) {
+		ttl = json_integer_value(json_object_get(doc, "ttl"));
+		*ttl_s = ttl > 0 ? (unsigned long)ttl : 0;
+	}
+out:
 	json_decref(doc);
-	doc = NULL;
 	http_response_free(&resp);
+	return ret;
+}
+
+/*
+ * Nonces fetched ahead.  The challenge is a round trip to attestd (0.15 ms on
+ * loopback, more across a network) on the critical path of every flow; the
+ * daemon fetches the next flow's nonce after it answered vhsmd, while vhsmd
+ * installs the key and the application goes on.  A nonce is kept for at most
+ * half the lifetime attestd gave it (and 60 s), so it is still live when
+ * used; attestd checks freshness and single use exactly as for any other.
+ * One that attestd refuses anyway (it restarted and forgot it) costs the
+ * flow one more attempt with a fresh challenge (flow_provision).
+ */
+#define NONCE_RESERVE_MAX 4u
+#define NONCE_RESERVE_MAX_S 60u
+
+struct nonce_reserve {
+	pthread_mutex_t lock;
+	size_t n;
+	struct {
+		char nonce[NONCE_B64URL_LEN + 1];
+		unsigned long until_us; /* mono_us() */
+	} e[NONCE_RESERVE_MAX];
+};
+
+int
+nonce_reserve_new(struct nonce_reserve **out)
+{
+	struct nonce_reserve *r = calloc(1, sizeof(*r));
+
+	*out = NULL;
+	if (r == NULL || pthread_mutex_init(&r->lock, NULL) != 0) {
+		free(r);
+		return -1;
+	}
+	*out = r;
+	return 0;
+}
+
+void
+nonce_reserve_free(struct nonce_reserve *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* A live nonce from the reserve (malloc'ed), or NULL. */
+static char *
+nonce_reserve_take(struct nonce_reserve *r)
+{
+	unsigned long now = mono_us();
+	char *nonce = NULL;
+
+	if (r == NULL)
+		return NULL;
+	pthread_mutex_lock(&r->lock);
+	while (r->n > 0 && nonce == NULL) {
+		r->n--;
+		if (r->e[r->n].until_us > now)
+			nonce = strdup(r->e[r->n].nonce);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return nonce;
+}
+
+void
+flow_prefetch_nonce(const struct flow_config *cfg)
+{
+	struct nonce_reserve *r = cfg->nonces;
+	struct flow_stats st = { 0 };
+	unsigned long ttl = 0, keep;
+	char *nonce = NULL, err[FLOW_ERR_MAX];
+	bool full;
+
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->lock);
+	full = r->n >= NONCE_RESERVE_MAX;
+	pthread_mutex_unlock(&r->lock);
+	if (full || challenge(cfg, &nonce, &ttl, &st, err, sizeof(err)) != FLOW_OK)
+		return; /* the next flow asks for its own */
+	keep = ttl / 2 < NONCE_RESERVE_MAX_S ? ttl / 2 : NONCE_RESERVE_MAX_S;
+	pthread_mutex_lock(&r->lock);
+	if (keep > 0 && r->n < NONCE_RESERVE_MAX) {
+		(void)snprintf(r->e[r->n].nonce, sizeof(r->e[r->n].nonce), "%s", nonce);
+		r->e[r->n].until_us = mono_us() + keep * 1000000ul;
+		r->n++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	free(nonce);
+}
+
+/*
+ * Steps of a flow.  use_reserve: take a nonce fetched ahead if there is one
+ * (*reserved tells whether it did); *stale: attestd refused that nonce as
+ * unknown or expired, and the flow is worth running again with a new one.
+ */
+static enum flow_step
+flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
+	 const char *tee_pubkey_json, bool attest_only, bool use_reserve, bool *reserved,
+	 bool *stale, char **jwe_out, struct flow_stats *st, char *err, size_t errlen)
+{
+	struct http_response resp = { 0 };
+	uint8_t report_data[SNP_REPORT_DATA_LEN];
+	uint8_t *report = NULL, *certs = NULL;
+	size_t report_len = 0, certs_len = 0;
+	char *report_b64 = NULL, *certs_b64 = NULL, *body = NULL, *nonce = NULL, *token = NULL;
+	char url[2048], why[FLOW_ERR_MAX], herr[HTTP_ERR_MAX] = "";
+	json_t *jwk = NULL, *doc = NULL;
+	snp_error serr = { 0 };
+	snp_guest *guest = NULL;
+	unsigned long t0;
+	enum flow_step ret;
+
+	*reserved = false;
+	*stale = false;
+	if (!attest_only && !valid_name(name))
+		return fail(FLOW_INPUT, err, errlen, "'%s' is not a secret name ([A-Za-z0-9._-], 1-128)", name);
+	if ((jwk = load_transfer_key(tee_pubkey_json, err, errlen)) == NULL)
+		return FLOW_INPUT;
+
+	/* 1. A fresh, single-use nonce: one fetched ahead (nonce_reserve_take),
+	 * else a challenge now. */
+	t0 = mono_us();
+	if (use_reserve && (nonce = nonce_reserve_take(cfg->nonces)) != NULL) {
+		*reserved = true;
+	} else if ((ret = challenge(cfg, &nonce, NULL, st, err, errlen)) != FLOW_OK) {
+		goto out;
+	}
 	step_done(st, 0, &t0);
 
 	/* 2. Evidence binding that nonce and the transfer key. */
@@ -262,6 +402,8 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	if (resp.status != 200 || (doc = json_loadb(resp.body, resp.body_len, 0, NULL)) == NULL ||
 	    !json_is_string(json_object_get(doc, "token"))) {
 		problem_detail(&resp, why, sizeof(why));
+		if (*reserved && resp.status == 403 && problem_check_is(&resp, "nonce"))
+			*stale = true; /* attestd no longer knows it (restarted) */
 		ret = fail(FLOW_ATTEST, err, errlen, "attestation rejected: %s", why);
 		goto out;
 	}
@@ -321,8 +463,16 @@ flow_provision(const struct flow_config *cfg, const char *name, unsigned long ve
 	       size_t errlen)
 {
 	struct flow_stats st = { 0 };
-	enum flow_step r = flow_run(cfg, name, version, tee_pubkey_json, false, jwe_out, &st, err, errlen);
+	bool reserved = false, stale = false;
+	enum flow_step r = flow_run(cfg, name, version, tee_pubkey_json, false, true, &reserved,
+				    &stale, jwe_out, &st, err, errlen);
 
+	if (r == FLOW_ATTEST && stale) {
+		memset(&st, 0, sizeof(st));
+		r = flow_run(cfg, name, version, tee_pubkey_json, false, false, &reserved, &stale,
+			     jwe_out, &st, err, errlen);
+	}
+	st.nonce_reserved = reserved;
 	if (stats != NULL)
 		*stats = st;
 	return r;
@@ -333,8 +483,16 @@ flow_attest(const struct flow_config *cfg, const char *tee_pubkey_json, char **t
 	    struct flow_stats *stats, char *err, size_t errlen)
 {
 	struct flow_stats st = { 0 };
-	enum flow_step r = flow_run(cfg, NULL, 0, tee_pubkey_json, true, token_out, &st, err, errlen);
+	bool reserved = false, stale = false;
+	enum flow_step r = flow_run(cfg, NULL, 0, tee_pubkey_json, true, true, &reserved, &stale,
+				    token_out, &st, err, errlen);
 
+	if (r == FLOW_ATTEST && stale) {
+		memset(&st, 0, sizeof(st));
+		r = flow_run(cfg, NULL, 0, tee_pubkey_json, true, false, &reserved, &stale, token_out,
+			     &st, err, errlen);
+	}
+	st.nonce_reserved = reserved;
 	if (stats != NULL)
 		*stats = st;
 	return r;

@@ -24,6 +24,7 @@ struct flow_config {
 	const char *provd_url;
 	const char *snp_spec;     /* libsnp guest backend; NULL = $NITRIDE_SNP or auto */
 	struct guest_pool *guests; /* kept handles for snp_spec (guest_pool.h); NULL: one per report */
+	struct nonce_reserve *nonces; /* nonces fetched ahead (flow_prefetch_nonce); NULL: none */
 	struct http_opts http;
 };
 
@@ -32,6 +33,7 @@ struct flow_stats {
 	unsigned requests;  /* HTTP attempts made */
 	unsigned connects;  /* new connections among them (TLS handshakes over https) */
 	unsigned long step_us[4]; /* wall time of challenge, report, attest, release (done steps) */
+	bool nonce_reserved;  /* the flow started with a nonce fetched ahead */
 };
 
 /* Which step failed: tells the caller (and the application behind vhsmd) why. */
@@ -72,5 +74,13 @@ __attribute__((warn_unused_result)) enum flow_step flow_attest(const struct flow
 								char *err, size_t errlen);
 
 const char *flow_step_name(enum flow_step s);
+
+/* Nonces fetched ahead of the flows that will use them (flow.c explains). */
+struct nonce_reserve;
+__attribute__((warn_unused_result)) int nonce_reserve_new(struct nonce_reserve **out);
+void nonce_reserve_free(struct nonce_reserve *r); /* NULL-safe */
+/* Fetch one nonce into cfg->nonces unless it is full (or NULL).  Call it off
+ * the critical path: the daemon does after it answered vhsmd. */
+void flow_prefetch_nonce(const struct flow_config *cfg);
 
 #endif

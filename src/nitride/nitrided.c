@@ -170,6 +170,7 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
  */
 static http_pool *pool;
 static guest_pool *guests; /* like pool: kept for the life of the process */
+static struct nonce_reserve *nonces; /* likewise */
 
 /*
  * Daemon (name NULL): serve listen_socket until SIGTERM/SIGINT.  --once with
@@ -206,6 +207,11 @@ serve_mode(struct config *c, const char *name)
 		return 2;
 	}
 	fc.guests = guests; /* the guest device (or snpsimd's socket) stays open */
+	if (nonces == NULL && nonce_reserve_new(&nonces) != 0) {
+		fprintf(stderr, "nitrided: out of memory\n");
+		return 2;
+	}
+	fc.nonces = nonces; /* the next flow's nonce is fetched after each answer */
 	memset(&os, 0, sizeof(os));
 	os.sc.socket_path = c->listen_socket;
 	os.sc.vhsmd_uid = (uid_t)c->vhsmd_uid;
@@ -367,6 +373,7 @@ main(int argc, char **argv)
 	fc.provd_url = c.provd_url;
 	fc.snp_spec = c.snp;
 	fc.guests = NULL;
+	fc.nonces = NULL;
 	fc.http = c.http;
 	fc.http.ca_bundle = c.ca_bundle;
 	step = flow_provision(&fc, name, (unsigned long)version, (const char *)tee, &jwe, NULL, err,

@@ -144,9 +144,10 @@ handle(const struct serve_config *sc, const struct vhsm_frame *f, struct vhsm_wb
 		goto out;
 	}
 	fprintf(stderr, "nitrided: %s %s: done (%u requests, %u new connections; "
-		"challenge %lu us, report %lu us, attest %lu us, release %lu us)\n",
+		"challenge %lu us%s, report %lu us, attest %lu us, release %lu us)\n",
 		f->type == VHSM_OP_NITRIDED_PROVISION ? "provision" : "attest", name, st.requests,
-		st.connects, st.step_us[0], st.step_us[1], st.step_us[2], st.step_us[3]);
+		st.connects, st.step_us[0], st.nonce_reserved ? " (nonce fetched ahead)" : "",
+		st.step_us[1], st.step_us[2], st.step_us[3]);
 	vhsm_wbuf_tlv_u32(w, VHSM_T_STATUS, 0);
 	vhsm_wbuf_tlv_str(w, VHSM_T_NAME, name);
 	vhsm_wbuf_tlv_str(w, f->type == VHSM_OP_NITRIDED_PROVISION ? VHSM_T_JWE : VHSM_T_TOKEN, out);
@@ -187,6 +188,8 @@ worker_main(void *arg)
 			break;
 		}
 		vhsm_wbuf_free(&w);
+		/* Answered: the next flow's nonce, while vhsmd installs this key. */
+		flow_prefetch_nonce(wk->sc->flow);
 	}
 	free(buf);
 	close(wk->fd);

@@ -459,6 +459,57 @@ def main():
                   + r.stderr.decode().strip())
             n = connects(2)
             check(n == 2, f"kept: a new connection after the restart ({n})")
+
+            # 6. nitrided fetches the next flow's nonce after it answered
+            # vhsmd.  attestd restarts (same port) and forgets that nonce: the
+            # flow that takes it is refused ("nonce") and run again with a
+            # fresh challenge, so the application still gets its key.
+            for n in ("caseb-ahead-1", "caseb-ahead-2"):
+                put_secret(tmp, purl, n, "p256", pem, good)
+
+            def metric(name):
+                text = urllib.request.urlopen(aurl + "/metrics", timeout=10).read().decode()
+                for line in text.splitlines():
+                    if line.startswith(name + " "):
+                        return int(line.split()[1])
+                return None
+
+            def settled(name):
+                """The metric once it stopped moving (the fetch ahead runs after the answer)."""
+                last = metric(name)
+                for _ in range(40):
+                    time.sleep(0.05)
+                    now = metric(name)
+                    if now == last:
+                        return now
+                    last = now
+                return last
+
+            CH = "attestd_challenges_total"
+            c0 = settled(CH)
+            r = vhsm(vsock, "sign", "caseb-ahead-1", "--in", msg)
+            check(r.returncode == 0, "ahead: a flow: " + r.stderr.decode().strip())
+            c1 = settled(CH)
+            check(c1 == c0 + 1, f"ahead: a flow with a nonce in reserve asks for one challenge, "
+                  f"the next flow's ({c0} -> {c1})")
+            stop(attestd)
+            procs.remove(attestd)
+            port = aurl.rsplit(":", 1)[1]
+            acfg = os.path.join(tmp, "attestd.ini")
+            with open(acfg) as f:
+                text = f.read().replace("listen = 127.0.0.1:0", f"listen = 127.0.0.1:{port}")
+            with open(acfg, "w") as f:
+                f.write(text)
+            attestd, aurl2 = start([ATTESTD, "--config", acfg], "attestd: listening")
+            procs.append(attestd)
+            check(aurl2 == aurl, f"attestd back on {aurl} ({aurl2})")
+            r = vhsm(vsock, "sign", "caseb-ahead-2", "--in", msg)
+            check(r.returncode == 0, "ahead: a nonce attestd forgot costs a retry, not the flow: "
+                  + r.stderr.decode().strip())
+            bad = metric('attestd_attestations_total{status="bad_nonce"}')
+            good_n = metric('attestd_attestations_total{status="affirming"}')
+            check(bad == 1 and good_n == 1,
+                  f"ahead: the stale nonce refused once, then affirmed ({bad}, {good_n})")
     finally:
         for p in procs:
             stop(p)
