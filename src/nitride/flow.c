@@ -243,19 +243,27 @@ out:
 
 /*
  * Nonces fetched ahead.  The challenge is a round trip to attestd (0.15 ms on
- * loopback, more across a network) on the critical path of every flow; the
- * daemon fetches the next flow's nonce after it answered vhsmd, while vhsmd
- * installs the key and the application goes on.  A nonce is kept for at most
- * half the lifetime attestd gave it (and 60 s), so it is still live when
- * used; attestd checks freshness and single use exactly as for any other.
- * One that attestd refuses anyway (it restarted and forgot it) costs the
- * flow one more attempt with a fresh challenge (flow_provision).
+ * loopback, more across a network) on the critical path of every flow.  A
+ * thread of the daemon fetches one nonce for each one a flow took (up to
+ * NONCE_RESERVE_MAX), while that flow gets its report and attests, so the
+ * next flow starts without the round trip; when no flow runs, nothing is
+ * fetched.  A nonce is kept for at most half the lifetime attestd gave it
+ * (and NONCE_RESERVE_MAX_S), so it is still live when used; attestd checks
+ * freshness and single use exactly as for any other.  One that attestd
+ * refuses anyway (it restarted and forgot it) costs the flow one more
+ * attempt with a fresh challenge (flow_provision).
  */
 #define NONCE_RESERVE_MAX 4u
 #define NONCE_RESERVE_MAX_S 60u
+#define NONCE_RESERVE_RETRY_S 1 /* after a failed challenge: attestd may be down */
 
 struct nonce_reserve {
 	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool running, stop;
+	const struct flow_config *cfg;
+	unsigned wanted; /* nonces taken (or missed) since the thread last fetched */
 	size_t n;
 	struct {
 		char nonce[NONCE_B64URL_LEN + 1];
@@ -269,11 +277,73 @@ nonce_reserve_new(struct nonce_reserve **out)
 	struct nonce_reserve *r = calloc(1, sizeof(*r));
 
 	*out = NULL;
-	if (r == NULL || pthread_mutex_init(&r->lock, NULL) != 0) {
+	if (r == NULL)
+		return -1;
+	if (pthread_mutex_init(&r->lock, NULL) != 0) {
+		free(r);
+		return -1;
+	}
+	if (pthread_cond_init(&r->wake, NULL) != 0) {
+		pthread_mutex_destroy(&r->lock);
 		free(r);
 		return -1;
 	}
 	*out = r;
+	return 0;
+}
+
+static void *
+reserve_main(void *arg)
+{
+	struct nonce_reserve *r = arg;
+	char *nonce = NULL, err[FLOW_ERR_MAX];
+	unsigned long ttl, keep;
+	struct flow_stats st;
+	struct timespec until;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		if (r->wanted == 0 || r->n >= NONCE_RESERVE_MAX) {
+			pthread_cond_wait(&r->wake, &r->lock);
+			continue;
+		}
+		r->wanted--;
+		pthread_mutex_unlock(&r->lock);
+		memset(&st, 0, sizeof(st));
+		ttl = 0;
+		if (challenge(r->cfg, &nonce, &ttl, &st, err, sizeof(err)) != FLOW_OK) {
+			pthread_mutex_lock(&r->lock);
+			/* The flows ask for their own meanwhile; try again later. */
+			(void)clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += NONCE_RESERVE_RETRY_S;
+			while (!r->stop &&
+			       pthread_cond_timedwait(&r->wake, &r->lock, &until) == 0)
+				;
+			continue;
+		}
+		keep = ttl / 2 < NONCE_RESERVE_MAX_S ? ttl / 2 : NONCE_RESERVE_MAX_S;
+		pthread_mutex_lock(&r->lock);
+		if (keep > 0 && r->n < NONCE_RESERVE_MAX) {
+			(void)snprintf(r->e[r->n].nonce, sizeof(r->e[r->n].nonce), "%s", nonce);
+			r->e[r->n].until_us = mono_us() + keep * 1000000ul;
+			r->n++;
+		}
+		free(nonce);
+		nonce = NULL;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int
+nonce_reserve_start(struct nonce_reserve *r, const struct flow_config *cfg)
+{
+	if (r == NULL || r->running)
+		return -1;
+	r->cfg = cfg;
+	if (pthread_create(&r->thread, NULL, reserve_main, r) != 0)
+		return -1;
+	r->running = true;
 	return 0;
 }
 
@@ -282,11 +352,21 @@ nonce_reserve_free(struct nonce_reserve *r)
 {
 	if (r == NULL)
 		return;
+	if (r->running) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_broadcast(&r->wake);
+		pthread_mutex_unlock(&r->lock);
+		(void)pthread_join(r->thread, NULL);
+	}
+	OPENSSL_cleanse(r->e, sizeof(r->e));
+	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
 
-/* A live nonce from the reserve (malloc'ed), or NULL. */
+/* A live nonce from the reserve (malloc'ed), or NULL; either way the thread
+ * is asked for one more. */
 static char *
 nonce_reserve_take(struct nonce_reserve *r)
 {
@@ -301,35 +381,12 @@ nonce_reserve_take(struct nonce_reserve *r)
 		if (r->e[r->n].until_us > now)
 			nonce = strdup(r->e[r->n].nonce);
 	}
-	pthread_mutex_unlock(&r->lock);
-	return nonce;
-}
-
-void
-flow_prefetch_nonce(const struct flow_config *cfg)
-{
-	struct nonce_reserve *r = cfg->nonces;
-	struct flow_stats st = { 0 };
-	unsigned long ttl = 0, keep;
-	char *nonce = NULL, err[FLOW_ERR_MAX];
-	bool full;
-
-	if (r == NULL)
-		return;
-	pthread_mutex_lock(&r->lock);
-	full = r->n >= NONCE_RESERVE_MAX;
-	pthread_mutex_unlock(&r->lock);
-	if (full || challenge(cfg, &nonce, &ttl, &st, err, sizeof(err)) != FLOW_OK)
-		return; /* the next flow asks for its own */
-	keep = ttl / 2 < NONCE_RESERVE_MAX_S ? ttl / 2 : NONCE_RESERVE_MAX_S;
-	pthread_mutex_lock(&r->lock);
-	if (keep > 0 && r->n < NONCE_RESERVE_MAX) {
-		(void)snprintf(r->e[r->n].nonce, sizeof(r->e[r->n].nonce), "%s", nonce);
-		r->e[r->n].until_us = mono_us() + keep * 1000000ul;
-		r->n++;
+	if (r->running && r->wanted < NONCE_RESERVE_MAX) {
+		r->wanted++;
+		pthread_cond_signal(&r->wake);
 	}
 	pthread_mutex_unlock(&r->lock);
-	free(nonce);
+	return nonce;
 }
 
 /*

@@ -78,9 +78,10 @@ const char *flow_step_name(enum flow_step s);
 /* Nonces fetched ahead of the flows that will use them (flow.c explains). */
 struct nonce_reserve;
 __attribute__((warn_unused_result)) int nonce_reserve_new(struct nonce_reserve **out);
-void nonce_reserve_free(struct nonce_reserve *r); /* NULL-safe */
-/* Fetch one nonce into cfg->nonces unless it is full (or NULL).  Call it off
- * the critical path: the daemon does after it answered vhsmd. */
-void flow_prefetch_nonce(const struct flow_config *cfg);
+/* Start the thread that fetches, through cfg (which must outlive the
+ * reserve), one nonce for each a flow took.  Returns 0 or -1. */
+__attribute__((warn_unused_result)) int nonce_reserve_start(struct nonce_reserve *r,
+							    const struct flow_config *cfg);
+void nonce_reserve_free(struct nonce_reserve *r); /* stops the thread; NULL-safe */
 
 #endif

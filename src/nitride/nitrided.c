@@ -170,7 +170,6 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
  */
 static http_pool *pool;
 static guest_pool *guests; /* like pool: kept for the life of the process */
-static struct nonce_reserve *nonces; /* likewise */
 
 /*
  * Daemon (name NULL): serve listen_socket until SIGTERM/SIGINT.  --once with
@@ -182,6 +181,7 @@ serve_mode(struct config *c, const char *name)
 {
 	struct once_server os;
 	struct flow_config fc;
+	struct nonce_reserve *nonces = NULL; /* its thread reads fc: stopped before return */
 	struct sigaction sa;
 	vhsm_client *vc = NULL;
 	pthread_t th;
@@ -207,11 +207,16 @@ serve_mode(struct config *c, const char *name)
 		return 2;
 	}
 	fc.guests = guests; /* the guest device (or snpsimd's socket) stays open */
-	if (nonces == NULL && nonce_reserve_new(&nonces) != 0) {
-		fprintf(stderr, "nitrided: out of memory\n");
+	/* The daemon fetches the next flow's nonce while this one runs (one flow
+	 * with --once: nothing to fetch ahead). */
+	fc.nonces = NULL;
+	if (name == NULL &&
+	    (nonce_reserve_new(&nonces) != 0 || nonce_reserve_start(nonces, &fc) != 0)) {
+		fprintf(stderr, "nitrided: cannot start the nonce thread\n");
+		nonce_reserve_free(nonces);
 		return 2;
 	}
-	fc.nonces = nonces; /* the next flow's nonce is fetched after each answer */
+	fc.nonces = nonces;
 	memset(&os, 0, sizeof(os));
 	os.sc.socket_path = c->listen_socket;
 	os.sc.vhsmd_uid = (uid_t)c->vhsmd_uid;
@@ -221,8 +226,10 @@ serve_mode(struct config *c, const char *name)
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if ((os.lfd = serve_listen(c->listen_socket)) < 0)
+	if ((os.lfd = serve_listen(c->listen_socket)) < 0) {
+		nonce_reserve_free(nonces);
 		return 2;
+	}
 	if (name == NULL) {
 		fprintf(stderr, "nitrided: ready: socket %s (serving uid %ld) pid %d\n",
 			c->listen_socket, c->vhsmd_uid, (int)getpid());
@@ -251,6 +258,7 @@ serve_mode(struct config *c, const char *name)
 out:
 	close(os.lfd);
 	(void)unlink(c->listen_socket);
+	nonce_reserve_free(nonces);
 	return ret;
 }
 

@@ -188,8 +188,6 @@ worker_main(void *arg)
 			break;
 		}
 		vhsm_wbuf_free(&w);
-		/* Answered: the next flow's nonce, while vhsmd installs this key. */
-		flow_prefetch_nonce(wk->sc->flow);
 	}
 	free(buf);
 	close(wk->fd);
