@@ -6,11 +6,11 @@
 
 #include "cli/cli.h"
 #include "common/fileio.h"
+#include "common/wipemem.h"
 #include "provision/auditchain.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,16 +387,6 @@ out:
 	return text;
 }
 
-/* jansson's blocks wiped when freed: `secret put` builds its body with it. */
-static void
-wipe_json_free(void *p)
-{
-	if (p != NULL) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
 static void
 wipe_free_str(char *s)
 {
@@ -425,7 +415,8 @@ cmd_secret(int argc, char **argv)
 	}
 	if ((pr = parse(argc - 1, argv + 1, &o, secret_usage)) != 0)
 		return pr > 0 ? EXIT_OK : EXIT_USAGE;
-	json_set_alloc_funcs(malloc, wipe_json_free);
+	/* jansson's blocks wiped when freed: `secret put` builds its body with it. */
+	json_set_alloc_funcs(wipemem_malloc, wipemem_free);
 	argc -= 1;
 	argv += 1;
 	(void)snprintf(what, sizeof(what), "secret %s", sub);

@@ -3,7 +3,6 @@
  */
 #include "provision/util.h"
 
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,45 +14,13 @@
 #include <openssl/evp.h>
 
 #include "common/hex.h"
-
-/* Plain malloc blocks (so that free() may release what jansson returns),
- * wiped on release with their usable size (glibc). */
-static void *
-wipe_malloc(size_t n)
-{
-	return malloc(n);
-}
-
-static void
-wipe_free(void *p)
-{
-	if (p == NULL)
-		return;
-	OPENSSL_cleanse(p, malloc_usable_size(p));
-	free(p);
-}
-
-static void *
-wipe_realloc(void *q, size_t n)
-{
-	void *r;
-	size_t old;
-
-	if (q == NULL)
-		return malloc(n);
-	if ((r = malloc(n)) == NULL)
-		return NULL;
-	old = malloc_usable_size(q);
-	memcpy(r, q, old < n ? old : n);
-	wipe_free(q);
-	return r;
-}
+#include "common/wipemem.h"
 
 void
 prov_alloc_init(void)
 {
-	cjose_set_alloc_funcs(wipe_malloc, wipe_realloc, wipe_free);
-	json_set_alloc_funcs(wipe_malloc, wipe_free);
+	cjose_set_alloc_funcs(wipemem_malloc, wipemem_realloc, wipemem_free);
+	json_set_alloc_funcs(wipemem_malloc, wipemem_free);
 }
 
 char *

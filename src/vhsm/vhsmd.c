@@ -8,6 +8,7 @@
  * core.  vhsmd opens no outgoing network connection.
  */
 #include "common/sdnotify.h"
+#include "common/wipemem.h"
 #include "vhsm/tls.h"
 #include "vhsm/vhsmd.h"
 
@@ -34,7 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjose/util.h>
 #include <ini.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -330,6 +333,12 @@ harden(const struct config *c)
 		vhsmd_log("error", "mlockall: %s", strerror(errno));
 		return -1;
 	}
+	/* A release payload is parsed with jansson (its "key" and "jwk" strings
+	 * are the key itself) and tokens with cjose: their blocks are wiped when
+	 * freed.  Blocks allocated before this point are plain malloc ones,
+	 * which wipemem_free also releases correctly. */
+	json_set_alloc_funcs(wipemem_malloc, wipemem_free);
+	cjose_set_alloc_funcs(wipemem_malloc, wipemem_realloc, wipemem_free);
 	return 0;
 }
 
