@@ -256,6 +256,7 @@ out:
 #define NONCE_RESERVE_MAX 4u
 #define NONCE_RESERVE_MAX_S 60u
 #define NONCE_RESERVE_RETRY_S 1 /* after a failed challenge: attestd may be down */
+#define NONCE_RESERVE_TIMEOUT_MS 2000
 
 struct nonce_reserve {
 	pthread_mutex_t lock;
@@ -263,6 +264,7 @@ struct nonce_reserve {
 	pthread_t thread;
 	bool running, stop;
 	const struct flow_config *cfg;
+	http_pool *pool; /* its own kept connection: the flows' stay theirs */
 	unsigned wanted; /* nonces taken (or missed) since the thread last fetched */
 	size_t n;
 	struct {
@@ -279,12 +281,18 @@ nonce_reserve_new(struct nonce_reserve **out)
 	*out = NULL;
 	if (r == NULL)
 		return -1;
+	if (http_pool_new(&r->pool) != 0) {
+		free(r);
+		return -1;
+	}
 	if (pthread_mutex_init(&r->lock, NULL) != 0) {
+		http_pool_free(r->pool);
 		free(r);
 		return -1;
 	}
 	if (pthread_cond_init(&r->wake, NULL) != 0) {
 		pthread_mutex_destroy(&r->lock);
+		http_pool_free(r->pool);
 		free(r);
 		return -1;
 	}
@@ -300,6 +308,14 @@ reserve_main(void *arg)
 	unsigned long ttl, keep;
 	struct flow_stats st;
 	struct timespec until;
+	/* One short attempt per nonce: a flow that finds none asks for its own,
+	 * and stopping the daemon waits for at most this request. */
+	struct flow_config once = *r->cfg;
+
+	once.http.attempts = 1;
+	once.http.pool = r->pool;
+	if (once.http.timeout_ms <= 0 || once.http.timeout_ms > NONCE_RESERVE_TIMEOUT_MS)
+		once.http.timeout_ms = NONCE_RESERVE_TIMEOUT_MS;
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
@@ -311,7 +327,7 @@ reserve_main(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		memset(&st, 0, sizeof(st));
 		ttl = 0;
-		if (challenge(r->cfg, &nonce, &ttl, &st, err, sizeof(err)) != FLOW_OK) {
+		if (challenge(&once, &nonce, &ttl, &st, err, sizeof(err)) != FLOW_OK) {
 			pthread_mutex_lock(&r->lock);
 			/* The flows ask for their own meanwhile; try again later. */
 			(void)clock_gettime(CLOCK_REALTIME, &until);
@@ -360,6 +376,7 @@ nonce_reserve_free(struct nonce_reserve *r)
 		(void)pthread_join(r->thread, NULL);
 	}
 	OPENSSL_cleanse(r->e, sizeof(r->e));
+	http_pool_free(r->pool);
 	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
