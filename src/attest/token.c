@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +14,8 @@
 #include <unistd.h>
 
 #include <cjose/cjose.h>
-#include <openssl/bn.h>
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/obj_mac.h>
 #include <openssl/rand.h>
 
 #include "attest/nonce.h"
@@ -27,6 +23,7 @@
 #include "common/fileio.h"
 #include "common/hex.h"
 #include "common/jcs.h"
+#include "common/jwe.h"
 
 #define KEY_FILE_MAX 8192u
 #define MAX_RETIRED 16u
@@ -62,60 +59,12 @@ out:
 	return r;
 }
 
-/* The P-256 group, built once: OpenSSL 3.0 builds a group in 20-40 us, which
- * was most of the cost of checking a request's key (through cjose's import)
- * on attestd's event loop. EC_GROUP is only read after this. */
-static EC_GROUP *p256;
-static pthread_once_t p256_once = PTHREAD_ONCE_INIT;
-
-static void
-p256_init(void)
-{
-	p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-}
-
-/* x and y (32 bytes each, big-endian) are the affine coordinates of a point on
- * P-256: both below the field prime (so no alias of another point is
- * accepted) and satisfying the curve equation.  P-256's cofactor is 1, so such
- * a point is in the prime-order group; the point at infinity has no affine
- * form. */
-static bool
-p256_point_valid(const unsigned char x[32], const unsigned char y[32])
-{
-	BN_CTX *ctx = NULL;
-	BIGNUM *bx, *by;
-	EC_POINT *pt = NULL;
-	bool ok = false;
-
-	if (pthread_once(&p256_once, p256_init) != 0 || p256 == NULL)
-		return false;
-	if ((ctx = BN_CTX_new()) == NULL)
-		goto out;
-	BN_CTX_start(ctx);
-	bx = BN_CTX_get(ctx);
-	by = BN_CTX_get(ctx);
-	if (by == NULL || BN_bin2bn(x, 32, bx) == NULL || BN_bin2bn(y, 32, by) == NULL ||
-	    BN_cmp(bx, EC_GROUP_get0_field(p256)) >= 0 || BN_cmp(by, EC_GROUP_get0_field(p256)) >= 0)
-		goto out;
-	/* Fails unless the point is on the curve (OpenSSL 3.0 checks it here). */
-	if ((pt = EC_POINT_new(p256)) == NULL ||
-	    EC_POINT_set_affine_coordinates(p256, pt, bx, by, ctx) != 1 ||
-	    EC_POINT_is_on_curve(p256, pt, ctx) != 1)
-		goto out;
-	ok = true;
-out:
-	EC_POINT_free(pt);
-	if (ctx != NULL)
-		BN_CTX_end(ctx);
-	BN_CTX_free(ctx);
-	return ok;
-}
-
 int
 token_check_tee_pubkey(const json_t *jwk, char *why, size_t whylen)
 {
 	static const char *const members[] = { "kty", "crv", "x", "y" };
-	unsigned char xy[2][40];
+	unsigned char b[40];
+	EVP_PKEY *pk = NULL;
 	size_t i;
 	const char *s;
 
@@ -140,16 +89,22 @@ token_check_tee_pubkey(const json_t *jwk, char *why, size_t whylen)
 	}
 	for (i = 2; i < 4; i++) {
 		s = json_string_value(json_object_get(jwk, members[i]));
-		if (b64url_decode(s, strlen(s), xy[i - 2], sizeof(xy[0])) != 32) {
+		if (b64url_decode(s, strlen(s), b, sizeof(b)) != 32) {
 			(void)snprintf(why, whylen, "tee_pubkey.%s: not 32 bytes of base64url",
 				       members[i]);
 			return -1;
 		}
 	}
-	if (!p256_point_valid(xy[0], xy[1])) {
+	/* The point check with common/jwe's P-256 template, kept for the life
+	 * of the process: a cjose import built a new EC group (20-40 us in
+	 * OpenSSL 3.0) per request on the event loop.  OpenSSL's point decoding
+	 * refuses a coordinate at or above the field prime and a point off the
+	 * curve. */
+	if (jwe_p256_from_jwk(jwk, &pk) != 0) {
 		(void)snprintf(why, whylen, "tee_pubkey: not a point on P-256");
 		return -1;
 	}
+	EVP_PKEY_free(pk);
 	return 0;
 }
 
