@@ -21,6 +21,7 @@
 #include "common/fileio.h"
 #include "common/inifile.h"
 #include "common/sdnotify.h"
+#include "common/wipemem.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #define JWK_MAX (4u * 1024u)
 
@@ -302,6 +305,9 @@ main(int argc, char **argv)
 	enum flow_step step;
 	int ch, r, ret = 2;
 
+	/* Tokens (bearer credentials until they expire) pass through jansson:
+	 * its blocks are wiped when freed. */
+	json_set_alloc_funcs(wipemem_malloc, wipemem_free);
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_CONFIG: config_path = optarg; break;
