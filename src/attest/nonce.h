@@ -12,6 +12,7 @@
 #ifndef NITRIDE_ATTEST_NONCE_H
 #define NITRIDE_ATTEST_NONCE_H
 
+#include "common/b64url.h" /* b64url_encode/decode, used with nonces */
 #include <stddef.h>
 #include <time.h>
 
@@ -49,11 +50,5 @@ __attribute__((warn_unused_result)) int nonce_store_consume(nonce_store *s, cons
 							    time_t now);
 /* Entries held (issued or consumed, not yet swept). */
 size_t nonce_store_count(nonce_store *s);
-
-/* base64url without padding of n bytes into out (room for 4*ceil(n/3)+1). */
-void b64url_encode(const unsigned char *in, size_t n, char *out);
-/* Decode unpadded base64url; returns the byte count or -1 (bad character or
- * length, non-zero trailing bits, more than outlen bytes). */
-long b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen);
 
 #endif

@@ -24,6 +24,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "common/b64url.h"
+
 #define FIELD_LEN 32u      /* P-256 coordinate and scalar */
 #define POINT_LEN 65u      /* 0x04 || x || y */
 #define CEK_LEN 32u        /* A256GCM */
@@ -87,104 +89,6 @@ jwe_strerror(int r)
 	case -EIO: return "OpenSSL failure";
 	default: return "unknown error";
 	}
-}
-
-/* ---- base64url, unpadded (RFC 7515 §2), strict on input ---- */
-
-static const char b64url_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static size_t
-b64url_len(size_t n)
-{
-	return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
-}
-
-/* Encode n bytes at out (room for b64url_len(n) characters; no NUL). */
-static void
-b64url_put(const uint8_t *in, size_t n, char *out)
-{
-	size_t i, o = 0;
-	uint32_t v;
-
-	for (i = 0; n - i >= 3; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = b64url_chars[v >> 18];
-		out[o++] = b64url_chars[(v >> 12) & 63];
-		out[o++] = b64url_chars[(v >> 6) & 63];
-		out[o++] = b64url_chars[v & 63];
-	}
-	if (n - i == 1) {
-		v = (uint32_t)in[i] << 16;
-		out[o++] = b64url_chars[v >> 18];
-		out[o++] = b64url_chars[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = b64url_chars[v >> 18];
-		out[o++] = b64url_chars[(v >> 12) & 63];
-		out[o++] = b64url_chars[(v >> 6) & 63];
-	}
-}
-
-static int
-b64url_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/*
- * Decode in[0..n) into out (room for cap bytes): the byte count, or -1 for a
- * character outside the alphabet (padding included), a length that no byte
- * string has (n % 4 == 1), non-zero unused bits (a second spelling of the
- * same bytes), or more than cap bytes.
- */
-static long
-b64url_get(const char *in, size_t n, uint8_t *out, size_t cap)
-{
-	size_t i, o = 0, full = n / 4 * 4;
-	uint32_t v = 0;
-	int c, k;
-
-	if (n % 4 == 1 || n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
-		return -1;
-	for (i = 0; i < full; i += 4) {
-		for (v = 0, k = 0; k < 4; k++) {
-			if ((c = b64url_val(in[i + (size_t)k])) < 0)
-				return -1;
-			v = v << 6 | (uint32_t)c;
-		}
-		out[o++] = (uint8_t)(v >> 16);
-		out[o++] = (uint8_t)(v >> 8);
-		out[o++] = (uint8_t)v;
-	}
-	if (n % 4 != 0) {
-		for (v = 0, k = 0; i + (size_t)k < n; k++) {
-			if ((c = b64url_val(in[i + (size_t)k])) < 0)
-				return -1;
-			v = v << 6 | (uint32_t)c;
-		}
-		if (k == 2) {
-			if ((v & 0xf) != 0)
-				return -1;
-			out[o++] = (uint8_t)(v >> 4);
-		} else {
-			if ((v & 0x3) != 0)
-				return -1;
-			out[o++] = (uint8_t)(v >> 10);
-			out[o++] = (uint8_t)(v >> 2);
-		}
-	}
-	return (long)o;
 }
 
 /* ---- keys ---- */
@@ -255,7 +159,7 @@ get_coord(const json_t *jwk, const char *name, uint8_t out[static FIELD_LEN])
 	const char *s = json_string_value(json_object_get(jwk, name));
 
 	if (s == NULL || json_string_length(json_object_get(jwk, name)) != COORD_B64_LEN ||
-	    b64url_get(s, COORD_B64_LEN, out, FIELD_LEN) != (long)FIELD_LEN)
+	    b64url_decode(s, COORD_B64_LEN, out, FIELD_LEN) != (long)FIELD_LEN)
 		return -EINVAL;
 	return 0;
 }
@@ -506,7 +410,7 @@ get_partyinfo(const json_t *hdr, const char *name, uint8_t *out, size_t *outlen)
 		return -EINVAL;
 	if (json_string_length(v) > b64url_len(JWE_PARTYINFO_MAX))
 		return -EMSGSIZE;
-	if ((n = b64url_get(json_string_value(v), json_string_length(v), out, JWE_PARTYINFO_MAX)) < 0)
+	if ((n = b64url_decode(json_string_value(v), json_string_length(v), out, JWE_PARTYINFO_MAX)) < 0)
 		return -EINVAL;
 	*outlen = (size_t)n;
 	return 0;
@@ -523,7 +427,7 @@ check_header(const struct parts *s, EVP_PKEY **epk, uint8_t *apu, size_t *apulen
 	long n;
 	int r = -EINVAL;
 
-	if ((n = b64url_get(s->p[0], s->n[0], raw, sizeof(raw))) <= 0 ||
+	if ((n = b64url_decode(s->p[0], s->n[0], raw, sizeof(raw))) <= 0 ||
 	    (h = json_loadb((const char *)raw, (size_t)n, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
 	    !json_is_object(h))
 		goto out;
@@ -581,15 +485,15 @@ jwe_decrypt_ecdhes(EVP_PKEY *own, const char *text, size_t len, uint8_t **pt, si
 	if ((r = check_header(&s, &epk, apu, &apulen, apv, &apvlen)) != 0)
 		goto out;
 	r = -EINVAL;
-	if (b64url_get(s.p[2], s.n[2], iv, IV_LEN) != (long)IV_LEN ||
-	    b64url_get(s.p[4], s.n[4], tag, TAG_LEN) != (long)TAG_LEN)
+	if (b64url_decode(s.p[2], s.n[2], iv, IV_LEN) != (long)IV_LEN ||
+	    b64url_decode(s.p[4], s.n[4], tag, TAG_LEN) != (long)TAG_LEN)
 		goto out;
 	cap = s.n[3] / 4 * 3 + 3;
 	r = -ENOMEM;
 	if ((ct = malloc(cap)) == NULL || (out = OPENSSL_secure_malloc(cap)) == NULL)
 		goto out;
 	r = -EINVAL;
-	if ((n = b64url_get(s.p[3], s.n[3], ct, cap)) < 0)
+	if ((n = b64url_decode(s.p[3], s.n[3], ct, cap)) < 0)
 		goto out;
 	ctlen = (size_t)n;
 	if ((r = derive_cek(own, epk, apu, apulen, apv, apvlen, cek)) != 0)
