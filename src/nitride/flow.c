@@ -531,20 +531,22 @@ out:
 	return ret;
 }
 
-enum flow_step
-flow_provision(const struct flow_config *cfg, const char *name, unsigned long version,
-	       const char *tee_pubkey_json, char **jwe_out, struct flow_stats *stats, char *err,
-	       size_t errlen)
+/* A flow that starts with a nonce fetched ahead if there is one; if attestd
+ * no longer knows that nonce, once more with a fresh challenge. */
+static enum flow_step
+flow_run_fresh(const struct flow_config *cfg, const char *name, unsigned long version,
+	       const char *tee_pubkey_json, bool attest_only, char **out,
+	       struct flow_stats *stats, char *err, size_t errlen)
 {
 	struct flow_stats st = { 0 };
 	bool reserved = false, stale = false;
-	enum flow_step r = flow_run(cfg, name, version, tee_pubkey_json, false, true, &reserved,
-				    &stale, jwe_out, &st, err, errlen);
+	enum flow_step r = flow_run(cfg, name, version, tee_pubkey_json, attest_only, true,
+				    &reserved, &stale, out, &st, err, errlen);
 
 	if (r == FLOW_ATTEST && stale) {
 		memset(&st, 0, sizeof(st));
-		r = flow_run(cfg, name, version, tee_pubkey_json, false, false, &reserved, &stale,
-			     jwe_out, &st, err, errlen);
+		r = flow_run(cfg, name, version, tee_pubkey_json, attest_only, false, &reserved,
+			     &stale, out, &st, err, errlen);
 	}
 	st.nonce_reserved = reserved;
 	if (stats != NULL)
@@ -553,21 +555,17 @@ flow_provision(const struct flow_config *cfg, const char *name, unsigned long ve
 }
 
 enum flow_step
+flow_provision(const struct flow_config *cfg, const char *name, unsigned long version,
+	       const char *tee_pubkey_json, char **jwe_out, struct flow_stats *stats, char *err,
+	       size_t errlen)
+{
+	return flow_run_fresh(cfg, name, version, tee_pubkey_json, false, jwe_out, stats, err,
+			      errlen);
+}
+
+enum flow_step
 flow_attest(const struct flow_config *cfg, const char *tee_pubkey_json, char **token_out,
 	    struct flow_stats *stats, char *err, size_t errlen)
 {
-	struct flow_stats st = { 0 };
-	bool reserved = false, stale = false;
-	enum flow_step r = flow_run(cfg, NULL, 0, tee_pubkey_json, true, true, &reserved, &stale,
-				    token_out, &st, err, errlen);
-
-	if (r == FLOW_ATTEST && stale) {
-		memset(&st, 0, sizeof(st));
-		r = flow_run(cfg, NULL, 0, tee_pubkey_json, true, false, &reserved, &stale, token_out,
-			     &st, err, errlen);
-	}
-	st.nonce_reserved = reserved;
-	if (stats != NULL)
-		*stats = st;
-	return r;
+	return flow_run_fresh(cfg, NULL, 0, tee_pubkey_json, true, token_out, stats, err, errlen);
 }

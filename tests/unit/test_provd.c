@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 
+#include "common/b64url.h"
 #include "provision/audit.h"
 #include "provision/policy.h"
 #include "provision/seal.h"
@@ -294,16 +295,13 @@ test_check_p256_public(void **state)
 		EC_POINT *pt = EC_POINT_new(g);
 		BIGNUM *x = BN_new(), *y = BN_new();
 		unsigned char by[32];
-		char ty[48]; /* EVP_EncodeBlock: 44 characters and a NUL */
+		char ty[44];
 
 		assert_int_equal(BN_set_word(x, 5), 1);
 		assert_int_equal(EC_POINT_set_compressed_coordinates(g, pt, x, 0, NULL), 1);
 		assert_int_equal(EC_POINT_get_affine_coordinates(g, pt, x, y, NULL), 1);
 		assert_int_equal(BN_bn2binpad(y, by, 32), 32);
-		EVP_EncodeBlock((unsigned char *)ty, by, 32);
-		for (char *c = ty; *c; c++)
-			*c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
-		ty[43] = '\0';
+		b64url_encode(by, 32, ty);
 		json_object_set_new(k, "x", json_string(x5));
 		json_object_set_new(k, "y", json_string(ty));
 		assert_int_equal(prov_check_p256_public(k, why, sizeof(why)), 0);
