@@ -24,7 +24,7 @@ struct flow_config {
 	const char *provd_url;
 	const char *snp_spec;     /* libsnp guest backend; NULL = $NITRIDE_SNP or auto */
 	struct guest_pool *guests; /* kept handles for snp_spec (guest_pool.h); NULL: one per report */
-	struct nonce_reserve *nonces; /* nonces fetched ahead (flow_prefetch_nonce); NULL: none */
+	struct nonce_reserve *nonces; /* nonces fetched ahead (nonce_reserve_start); NULL: none */
 	struct http_opts http;
 };
 
