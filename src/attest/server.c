@@ -33,6 +33,7 @@
 
 #include "attest/appraise.h"
 #include "common/hex.h"
+#include "common/httpreply.h"
 #include "common/jcs.h"
 #include "common/timefmt.h"
 #include "common/workq.h"
@@ -120,7 +121,7 @@ send_json(struct evhttp_request *req, int code, const char *reason, json_t *body
 	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
 	if (b != NULL && text != NULL)
 		(void)evbuffer_add(b, text, strlen(text));
-	evhttp_send_reply(req, code, reason, b);
+	http_send_reply(req, code, reason, b);
 	if (b != NULL)
 		evbuffer_free(b);
 	free(text);
@@ -188,7 +189,7 @@ send_token(struct evhttp_request *req, const char *jwt)
 	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 				"application/json");
 	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-	evhttp_send_reply(req, 200, "OK", b);
+	http_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
 }
 
@@ -836,7 +837,7 @@ h_metrics(attestd_server *s, struct evhttp_request *req)
 		GET(s->m_reloads), GET(s->m_reload_fail), GET(s->m_run_loop), GET(s->m_run_pool));
 	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 				"text/plain; version=0.0.4");
-	evhttp_send_reply(req, 200, "OK", b);
+	http_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
 }
 

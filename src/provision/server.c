@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 
 #include "common/fileio.h"
+#include "common/httpreply.h"
 #include "common/timefmt.h"
 #include "provision/policy.h"
 #include "provision/secret.h"
@@ -76,7 +77,7 @@ send_text(struct evhttp_request *req, int code, const char *reason, const char *
 	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
 	if (b != NULL && text != NULL)
 		(void)evbuffer_add(b, text, len);
-	evhttp_send_reply(req, code, reason, b);
+	http_send_reply(req, code, reason, b);
 	if (b != NULL)
 		evbuffer_free(b);
 }
@@ -842,7 +843,7 @@ h_metrics(provd_server *s, struct evhttp_request *req)
 		GET(s->m_errors), n);
 	(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 				"text/plain; version=0.0.4");
-	evhttp_send_reply(req, 200, "OK", b);
+	http_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
 }
 

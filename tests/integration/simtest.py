@@ -136,3 +136,61 @@ def recv_frame(s):
             return None
         buf += c
     return buf
+
+
+def tls_reply_records(url, cafile, request, timeout=10):
+    """Sends one raw HTTP/1.1 request over TLS to url (https://host:port) and
+    returns (records, reply): how many TLS records carried bytes of the reply,
+    and the reply itself.  The records are read off the socket one by one and
+    fed to an in-memory TLS object, so a reply split over several records (and
+    several writes by the server) shows as records > 1.  Records that carry no
+    application data (TLS 1.3 session tickets) are not counted."""
+    import ssl
+    host, port = url[len("https://"):].rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=cafile)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname=host)
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    raw = b""
+
+    def record():
+        nonlocal raw
+        while len(raw) < 5 or len(raw) < 5 + struct.unpack(">H", raw[3:5])[0]:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed inside a TLS record")
+            raw += chunk
+        n = 5 + struct.unpack(">H", raw[3:5])[0]
+        rec, raw = raw[:n], raw[n:]
+        return rec
+
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(out.read())
+                inc.write(record())
+        sock.sendall(out.read())
+        tls.write(request)
+        sock.sendall(out.read())
+        reply, records = b"", 0
+        for _ in range(64):  # bounded: a small reply takes one or two
+            inc.write(record())
+            got = b""
+            while True:
+                try:
+                    got += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+            if got:
+                records += 1
+                reply += got
+            head, sep, body = reply.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            if sep and m and len(body) >= int(m.group(1)):
+                return records, reply
+        raise ConnectionError("no complete reply in 64 records")
+    finally:
+        sock.close()

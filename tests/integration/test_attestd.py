@@ -27,6 +27,9 @@ import urllib.request
 
 from jwcrypto import jwk, jwt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from simtest import tls_reply_records  # noqa: E402
+
 ATTESTD, SNPSIMD, NITRIDE = sys.argv[1:4]
 MEAS = "ab" * 48
 OTHER_MEAS = "cd" * 48
@@ -612,6 +615,16 @@ issuer = https://attestd.test
                     fail(f"HTTPS answers: {ch} {ks}")
                 else:
                     ok("HTTPS: challenge and JWKS over TLS")
+                # headers and body leave in one TLS record (common/httpreply)
+                for path in ("/v1/challenge", "/v1/jwks"):
+                    method = "POST" if path == "/v1/challenge" else "GET"
+                    n, reply = tls_reply_records(
+                        turl, crt, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Content-Length: 0\r\n\r\n".encode())
+                    if n == 1 and reply.startswith(b"HTTP/1.1 200"):
+                        ok(f"HTTPS {path}: the reply is one TLS record")
+                    else:
+                        fail(f"HTTPS {path}: reply in {n} TLS records: {reply[:80]!r}")
             except Exception as e:  # noqa: BLE001
                 fail(f"HTTPS request failed: {e}")
             # plain HTTP to the TLS port gets no HTTP answer

@@ -19,6 +19,9 @@ import urllib.request
 
 from jwcrypto import jwe, jwk, jwt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from simtest import tls_reply_records  # noqa: E402
+
 PROVD, NITRIDE = sys.argv[1], sys.argv[2]
 VEC = os.path.join(os.environ.get("NITRIDE_VECTORS")
                    or os.environ.get("NITRIDE_VECTORS_DEFAULT", "../shared/vectors"), "protocol")
@@ -502,6 +505,9 @@ def run(tmp, procs):
         r = subprocess.run([NITRIDE, "secret", "list", "--url", url2, "--token-file", admin_tf],
                            capture_output=True, text=True, timeout=60)
         check(r.returncode == 2, "HTTPS without the CA is refused")
+        n, reply = tls_reply_records(url2, crt, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        check(n == 1 and reply.startswith(b"HTTP/1.1 200"),
+              "headers and body leave in one TLS record (%d records)" % n)
 
         # admin client certificates: role from the subject's OU, CA from admin_client_ca
         def ossl(*a):
