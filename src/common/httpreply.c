@@ -6,8 +6,8 @@
 void
 http_send_reply(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
 {
-	/* Taken before the send: the request may be freed by it when its
-	 * connection is gone, the connection outlives the queued write. */
+	/* Looked up before the send, which frees the request at once when it
+	 * has no connection left; a connection stays until its write is done. */
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	struct bufferevent *bev;
 	struct evbuffer *out;
