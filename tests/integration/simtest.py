@@ -8,6 +8,7 @@ import socket
 import struct
 import re
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -144,8 +145,8 @@ def tls_reply_records(url, cafile, request, timeout=10):
     and the reply itself.  The records are read off the socket one by one and
     fed to an in-memory TLS object, so a reply split over several records (and
     several writes by the server) shows as records > 1.  Records that carry no
-    application data (TLS 1.3 session tickets) are not counted."""
-    import ssl
+    application data (TLS 1.3 session tickets) are not counted.  Every loop is
+    bounded and every receive times out."""
     host, port = url[len("https://"):].rsplit(":", 1)
     ctx = ssl.create_default_context(cafile=cafile)
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -165,13 +166,15 @@ def tls_reply_records(url, cafile, request, timeout=10):
         return rec
 
     try:
-        while True:
+        for _ in range(32):  # a TLS 1.2 or 1.3 handshake takes a few flights
             try:
                 tls.do_handshake()
                 break
             except ssl.SSLWantReadError:
                 sock.sendall(out.read())
                 inc.write(record())
+        else:
+            raise ConnectionError("no TLS handshake in 32 records")
         sock.sendall(out.read())
         tls.write(request)
         sock.sendall(out.read())
