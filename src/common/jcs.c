@@ -103,9 +103,22 @@ int
 jcs_compare_keys(const char *a, const char *b)
 {
 	const unsigned char *ua = (const unsigned char *)a, *ub = (const unsigned char *)b;
-	size_t na = strlen(a), nb = strlen(b), ia = 0, ib = 0;
+	size_t na, nb, ia = 0, ib = 0;
 	long pa = -1, pb = -1, ca, cb;
 
+	/*
+	 * ASCII is one UTF-16 unit per byte, so a common prefix of ASCII bytes
+	 * can be skipped and a first difference between two ASCII bytes (or an
+	 * ASCII byte and the end) decides.  Keys are almost always ASCII.
+	 */
+	while (*ua == *ub && *ua != 0 && *ua < 0x80) {
+		ua++;
+		ub++;
+	}
+	if (*ua < 0x80 && *ub < 0x80)
+		return *ua == *ub ? 0 : (*ua < *ub ? -1 : 1);
+	na = strlen((const char *)ua);
+	nb = strlen((const char *)ub);
 	for (;;) {
 		ca = utf16_next(ua, na, &ia, &pa);
 		cb = utf16_next(ub, nb, &ib, &pb);
@@ -130,8 +143,14 @@ put_string(struct jbuf *b, const char *s, size_t n)
 	while (i < n) {
 		start = i;
 		if (u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
-			if (utf8_next(u, n, &i) < 0)
-				return -EILSEQ;
+			/* A run of literal characters is copied at once; only
+			 * multi-byte sequences need decoding (to refuse bad UTF-8). */
+			while (i < n && u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
+				if (u[i] < 0x80)
+					i++;
+				else if (utf8_next(u, n, &i) < 0)
+					return -EILSEQ;
+			}
 			if ((r = jbuf_put(b, s + start, i - start)) != 0)
 				return r;
 			continue;
@@ -161,16 +180,21 @@ put_string(struct jbuf *b, const char *s, size_t n)
 	return jbuf_put(b, "\"", 1);
 }
 
+struct member {
+	const char *key;
+	const json_t *value;
+};
+
 static int
-cmp_keys(const void *x, const void *y)
+cmp_members(const void *x, const void *y)
 {
-	return jcs_compare_keys(*(const char *const *)x, *(const char *const *)y);
+	return jcs_compare_keys(((const struct member *)x)->key, ((const struct member *)y)->key);
 }
 
 static int
 put_value(struct jbuf *b, const json_t *v, int depth)
 {
-	const char **keys = NULL;
+	struct member *mem = NULL;
 	const char *k;
 	json_t *m;
 	char num[32];
@@ -210,29 +234,31 @@ put_value(struct jbuf *b, const json_t *v, int depth)
 		return jbuf_put(b, "]", 1);
 	case JSON_OBJECT:
 		n = json_object_size(v);
-		if (n > 0 && (keys = calloc(n, sizeof(*keys))) == NULL)
+		if (n > 0 && (mem = calloc(n, sizeof(*mem))) == NULL)
 			return -ENOMEM;
 		i = 0;
 		json_object_foreach((json_t *)(uintptr_t)v, k, m) {
-			if (i < n)
-				keys[i++] = k;
+			if (i < n) {
+				mem[i].key = k;
+				mem[i++].value = m;
+			}
 		}
 		n = i;
 		if (n > 1)
-			qsort(keys, n, sizeof(*keys), cmp_keys);
+			qsort(mem, n, sizeof(*mem), cmp_members);
 		if ((r = jbuf_put(b, "{", 1)) != 0)
 			goto out;
 		for (i = 0; i < n; i++) {
 			if (i > 0 && (r = jbuf_put(b, ",", 1)) != 0)
 				goto out;
-			if ((r = put_string(b, keys[i], strlen(keys[i]))) != 0 ||
+			if ((r = put_string(b, mem[i].key, strlen(mem[i].key))) != 0 ||
 			    (r = jbuf_put(b, ":", 1)) != 0 ||
-			    (r = put_value(b, json_object_get(v, keys[i]), depth + 1)) != 0)
+			    (r = put_value(b, mem[i].value, depth + 1)) != 0)
 				goto out;
 		}
 		r = jbuf_put(b, "}", 1);
 out:
-		free(keys);
+		free(mem);
 		return r;
 	}
 	return -EINVAL;

@@ -150,6 +150,26 @@ test_jcs_rules(void **state)
 	assert_true(jcs_compare_keys("a", "ab") < 0);
 	assert_true(jcs_compare_keys("b", "ab") > 0);
 	assert_int_equal(jcs_compare_keys("x", "x"), 0);
+	/* After a common ASCII prefix: ASCII against ASCII, ASCII against a
+	 * multi-byte character, the end against either, and UTF-16 order again
+	 * (U+1F600 sorts before U+FB33 although its code point is larger). */
+	assert_true(jcs_compare_keys("key_a", "key_b") < 0);
+	assert_true(jcs_compare_keys("key\x7f", "key\xc3\xa9") < 0);
+	assert_true(jcs_compare_keys("key\xc3\xa9", "key\x7f") > 0);
+	assert_true(jcs_compare_keys("key", "key\xc3\xa9") < 0);
+	assert_true(jcs_compare_keys("key\xc3\xa9", "key") > 0);
+	assert_int_equal(jcs_compare_keys("k\xc3\xa9y", "k\xc3\xa9y"), 0);
+	assert_true(jcs_compare_keys("k\xf0\x9f\x98\x80", "k\xef\xac\xb3") < 0);
+	/* Runs of literal characters end at a quote, a backslash or a control,
+	 * and a bad sequence after a long ASCII run is still refused. */
+	s = canon_of("[\"abc\\\"def\\\\ghi\\u0001jkl\u00e9mno\"]");
+	assert_string_equal(s, "[\"abc\\\"def\\\\ghi\\u0001jkl\xc3\xa9mno\"]");
+	free(s);
+	assert_non_null(v = json_array());
+	assert_int_equal(json_array_append_new(v, json_stringn_nocheck("abcdefgh\xc3(", 10)), 0);
+	assert_int_equal(jcs_serialize(v, &out, &len), -EILSEQ);
+	assert_null(out);
+	json_decref(v);
 }
 
 /* ------------------------------------------------------------------ nonces */
