@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,14 @@ die(const char *what)
 {
 	(void)fprintf(stderr, "bench_attestd: %s\n", what);
 	exit(2);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
 }
 
 static void
@@ -252,6 +261,9 @@ inproc_rate(struct inproc_arg *proto, unsigned threads)
  * cost 30+ us of the same two cores the server needs.  Set-up (challenges)
  * still uses libcurl.
  */
+/* Sizes of the last exchange on the wire, for the round-trip floor. */
+static size_t last_request_len, last_answer_len;
+
 struct raw_conn {
 	int fd;
 	char buf[16384];
@@ -320,7 +332,104 @@ raw_post(struct raw_conn *c, const char *path, const char *body, const char **re
 	    (status = strtol(c->buf + 9, &end, 10)) < 100 || status > 599 || end != c->buf + 12)
 		return -1;
 	*resp_body = eoh + 4;
+	last_request_len = (size_t)n + blen;
+	last_answer_len = have;
 	return (int)status;
+}
+
+/* ------------------------------------------------------------ round trip */
+
+/*
+ * The round trip that one client cannot avoid: a request of the size of an
+ * attestation and an answer of the size of a token, exchanged between two
+ * threads over loopback TCP with blocking calls and no processing at all.  Per
+ * attestation, 1 client waits for the server's work plus at least this, so
+ * its ratio to the raw verify rate is bounded by in-process / (in-process +
+ * round trip) whatever the HTTP layer does.
+ */
+struct echo_arg {
+	int lfd;
+	size_t req, ans;
+	unsigned rounds;
+	double work_s; /* CPU kept busy before each answer, as the server would */
+};
+
+static int
+full_io(int fd, char *buf, size_t n, bool out)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = out ? write(fd, buf + done, n - done) : read(fd, buf + done, n - done);
+
+		if (r <= 0)
+			return -1;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+static void *
+echo_thread(void *p)
+{
+	struct echo_arg *a = p;
+	static char buf[16384];
+	int fd = accept(a->lfd, NULL, NULL), one = 1;
+
+	if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+		die("round trip: accept");
+	for (unsigned i = 0; i < a->rounds; i++) {
+		double t0;
+
+		if (full_io(fd, buf, a->req, false) != 0)
+			die("round trip: echo");
+		for (t0 = now_s(); now_s() - t0 < a->work_s;)
+			;
+		if (full_io(fd, buf, a->ans, true) != 0)
+			die("round trip: echo");
+	}
+	close(fd);
+	return NULL;
+}
+
+/* Median round trip in seconds over `rounds` exchanges, less `work_s`. */
+static double
+round_trip_s(size_t req, size_t ans, unsigned rounds, double work_s)
+{
+	struct sockaddr_in sa = { 0 };
+	socklen_t sl = sizeof(sa);
+	struct echo_arg a = { -1, req, ans, rounds, work_s };
+	static char buf[16384];
+	static double t[20000];
+	pthread_t th;
+	int fd, one = 1;
+
+	if (req > sizeof(buf) || ans > sizeof(buf) || rounds == 0 || rounds > 20000)
+		die("round trip: sizes");
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((a.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(a.lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(a.lfd, 1) != 0 ||
+	    getsockname(a.lfd, (struct sockaddr *)&sa, &sl) != 0 ||
+	    pthread_create(&th, NULL, echo_thread, &a) != 0)
+		die("round trip: listen");
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		die("round trip: connect");
+	memset(buf, 'x', sizeof(buf));
+	for (unsigned i = 0; i < rounds; i++) {
+		double t0 = now_s();
+
+		if (full_io(fd, buf, req, true) != 0 || full_io(fd, buf, ans, false) != 0)
+			die("round trip: exchange");
+		t[i] = now_s() - t0;
+	}
+	close(fd);
+	(void)pthread_join(th, NULL);
+	close(a.lfd);
+	qsort(t, rounds, sizeof(t[0]), cmp_double);
+	return t[rounds / 2] - work_s;
 }
 
 struct resp {
@@ -532,7 +641,7 @@ main(int argc, char **argv)
 	token_signer *signer = NULL;
 	testca *ca = NULL;
 	testca_leaf o;
-	double raw1, rawn, rate, el, ccpu, pcpu, left;
+	double raw1, rawn, inproc1, rate, el, ccpu, pcpu, left, rtt;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned long bad;
 	size_t i, jobs;
@@ -635,11 +744,14 @@ main(int argc, char **argv)
 		     raw1, rawn, cpus);
 	{
 		struct inproc_arg ia = { rep, coll, holder, signer, 0 };
-		double r1 = inproc_rate(&ia, 1), rn = inproc_rate(&ia, (unsigned)cpus);
+		double rn;
+
+		inproc1 = inproc_rate(&ia, 1);
+		rn = inproc_rate(&ia, (unsigned)cpus);
 
 		(void)printf("in-process appraisal + token (no HTTP): %.0f/s on 1 thread = %.2f of raw; "
 			     "%.0f/s on %ld threads = %.2f of raw x all cores\n",
-			     r1, r1 / raw1, rn, cpus, rn / rawn);
+			     inproc1, inproc1 / raw1, rn, cpus, rn / rawn);
 	}
 	for (i = 0; i < n_counts; i++) {
 		unsigned c = client_counts[i];
@@ -662,6 +774,18 @@ main(int argc, char **argv)
 			     bad ? " (FAILED REQUESTS)" : "");
 		if (bad)
 			(void)fprintf(stderr, "bench_attestd: %lu attestations failed\n", bad);
+		if (c == 1 && last_request_len > 0) {
+			double rtt0 = round_trip_s(last_request_len, last_answer_len, 2000, 0);
+
+			rtt = round_trip_s(last_request_len, last_answer_len, 1000, 1.0 / inproc1);
+			(void)printf("  loopback round trip alone (%zu-byte request, %zu-byte answer, "
+				     "blocking TCP): %.0f us back to back, %.0f us beyond the wait when "
+				     "the answer takes as long as an in-process attestation; so 1 client "
+				     "can reach at most %.2f of raw x 1 core (in-process cost + round "
+				     "trip, nothing for HTTP)\n",
+				     last_request_len, last_answer_len, rtt0 * 1e6, rtt * 1e6,
+				     1.0 / (1.0 / inproc1 + rtt) / raw1);
+		}
 	}
 	attestd_server_stop(srv);
 	token_signer_free(signer);

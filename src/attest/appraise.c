@@ -402,8 +402,11 @@ hexj(const uint8_t *p, size_t n)
 {
 	char h[2 * SNP_CHIP_ID_LEN + 1];
 
+	if (n > SNP_CHIP_ID_LEN)
+		return NULL;
 	hex_encode(p, n, h);
-	return json_string(h);
+	/* Hex is ASCII: jansson's UTF-8 check (a character at a time) is skipped. */
+	return json_stringn_nocheck(h, 2 * n);
 }
 
 static json_t *
