@@ -43,6 +43,12 @@ struct collateral {
 	struct {
 		uint8_t fp[32]; /* SHA-256 of the DER (or PEM) bytes as received */
 		snp_cert *cert;
+		/* Set when the KDS or the disk cache gave this VCEK for a chip
+		 * and TCB: the next report of that chip and TCB needs no file. */
+		bool by_chip;
+		snp_product product;
+		uint64_t tcb;
+		uint8_t chip[SNP_CHIP_ID_LEN];
 	} *certs;           /* parsed signer certificates, never evicted */
 	size_t n_certs;
 	unsigned long fetches, failures, hits;
@@ -653,6 +659,43 @@ parse_cached(collateral *c, const uint8_t *der, size_t len, snp_cert **out, bool
 	return SNP_OK;
 }
 
+/*
+ * The VCEK the KDS (or its disk cache) gave for this chip and reported TCB,
+ * if one was parsed before.  A VCEK is derived from the chip and the TCB, so
+ * the pair names it for good; revocation is judged by the CRL at every
+ * verification, not here.  Without this, every report without a certificate
+ * table re-read and re-hashed the cached file.
+ */
+static snp_cert *
+vcek_by_chip(collateral *c, snp_product product, const uint8_t *chip, uint64_t tcb)
+{
+	snp_cert *found = NULL;
+
+	(void)pthread_mutex_lock(&c->state_lock);
+	for (size_t i = 0; i < c->n_certs && found == NULL; i++)
+		if (c->certs[i].by_chip && c->certs[i].product == product &&
+		    c->certs[i].tcb == tcb && memcmp(c->certs[i].chip, chip, SNP_CHIP_ID_LEN) == 0)
+			found = c->certs[i].cert;
+	(void)pthread_mutex_unlock(&c->state_lock);
+	return found;
+}
+
+static void
+vcek_note_chip(collateral *c, const snp_cert *cert, snp_product product, const uint8_t *chip,
+	       uint64_t tcb)
+{
+	(void)pthread_mutex_lock(&c->state_lock);
+	for (size_t i = 0; i < c->n_certs; i++)
+		if (c->certs[i].cert == cert && !c->certs[i].by_chip) {
+			c->certs[i].by_chip = true;
+			c->certs[i].product = product;
+			c->certs[i].tcb = tcb;
+			memcpy(c->certs[i].chip, chip, SNP_CHIP_ID_LEN);
+			break;
+		}
+	(void)pthread_mutex_unlock(&c->state_lock);
+}
+
 int
 collateral_signer(collateral *c, const snp_report *report, snp_product product,
 		  const snp_certtable *table, bool want_crl, bool cached_only, snp_cert **out,
@@ -734,6 +777,13 @@ collateral_signer(collateral *c, const snp_report *report, snp_product product,
 				       "VLEK-signed report without the VLEK in its certificate table");
 			return COLL_EVIDENCE;
 		}
+		if ((cert = vcek_by_chip(c, product, snp_report_chip_id(report),
+					 snp_report_reported_tcb(report))) != NULL) {
+			__atomic_add_fetch(&c->hits, 1, __ATOMIC_RELAXED);
+			*out = cert;
+			*owned = false;
+			return COLL_OK;
+		}
 		snp_tcb_decode(snp_report_reported_tcb(report), product, &tcb);
 		if (snp_kds_vcek_url(product, snp_report_chip_id(report), &tcb, kpath,
 				     sizeof(kpath)) != SNP_OK) {
@@ -775,6 +825,9 @@ collateral_signer(collateral *c, const snp_report *report, snp_product product,
 				(void)unlink(cpath);
 			return COLL_EVIDENCE;
 		}
+		if (!cert_owned)
+			vcek_note_chip(c, cert, product, snp_report_chip_id(report),
+				       snp_report_reported_tcb(report));
 	}
 	*out = cert;
 	*owned = cert_owned;

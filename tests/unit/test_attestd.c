@@ -872,6 +872,79 @@ test_appraise_evidence(void **state)
 }
 
 
+/*
+ * A report without a certificate table takes its VCEK from the disk cache
+ * once; later reports of the same chip and TCB use the parsed VCEK without
+ * the file.  Another TCB or another chip is not served from memory.
+ */
+static void
+test_vcek_by_chip(void **state)
+{
+	struct fixture *fx = *state;
+	collateral_opts co = { 0 };
+	collateral *coll = NULL;
+	char err[512], hw[2 * SNP_CHIP_ID_LEN + 1], path[1400], *cache = tmpdir("cache");
+	uint8_t rep[SNP_REPORT_SIZE], other_chip[SNP_CHIP_ID_LEN];
+	unsigned long fetches, failures, hits;
+	appraise_input in = { 0 };
+	struct rfields f;
+	appraisal *a = NULL;
+	policy *p = mkpolicy("");
+	FILE *fp;
+
+	rfields_default(&f, SNP_PRODUCT_GENOA);
+	hex_encode(testca_default_hwid(), SNP_CHIP_ID_LEN, hw);
+	(void)snprintf(path, sizeof(path), "mkdir -p '%s/vcek/genoa/%s'", cache, hw);
+	assert_int_equal(system(path), 0);
+	(void)snprintf(path, sizeof(path), "%s/vcek/genoa/%s/%016llx.der", cache, hw,
+		       (unsigned long long)f.reported_tcb);
+	assert_non_null(fp = fopen(path, "wb"));
+	assert_int_equal(fwrite(fx->vcek_der, 1, fx->vcek_len, fp), fx->vcek_len);
+	assert_int_equal(fclose(fp), 0);
+	co.offline = true;
+	co.extra_roots_dir = fx->roots;
+	co.no_builtin_pins = true;
+	co.cache_dir = cache;
+	if (collateral_new(&co, &coll, err, sizeof(err)) != 0)
+		fail_msg("collateral_new: %s", err);
+	make_report(rep, &f, fx->vcek_key);
+	in.report = rep;
+	in.report_len = sizeof(rep);
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_int_equal(a->status, EAR_AFFIRMING);
+	appraisal_free(a);
+	collateral_stats(coll, &fetches, &failures, &hits);
+	assert_int_equal(fetches, 0);
+	assert_int_equal(hits, 1);
+	/* The file is gone: the same chip and TCB are still known. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_int_equal(a->status, EAR_AFFIRMING);
+	appraisal_free(a);
+	collateral_stats(coll, &fetches, &failures, &hits);
+	assert_int_equal(hits, 2);
+	/* Another reported TCB: no VCEK in memory, none on disk, offline. */
+	f.reported_tcb -= 1;
+	make_report(rep, &f, fx->vcek_key);
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_true(a->unavailable);
+	appraisal_free(a);
+	/* Another chip with the first TCB: not served either. */
+	rfields_default(&f, SNP_PRODUCT_GENOA);
+	memcpy(other_chip, testca_default_hwid(), sizeof(other_chip));
+	other_chip[0] ^= 1;
+	f.chip = other_chip;
+	make_report(rep, &f, fx->vcek_key);
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_true(a->unavailable);
+	appraisal_free(a);
+	policy_free(p);
+	collateral_free(coll);
+	(void)snprintf(path, sizeof(path), "rm -rf '%s'", cache);
+	assert_int_equal(system(path), 0);
+	free(cache);
+}
+
 /* Revocation: a CRL in the certificate table listing the VCEK (or the ASK). */
 static void
 test_appraise_revoked(void **state)
@@ -1210,6 +1283,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_appraise_each_rule, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_appraise_evidence, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_appraise_revoked, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_vcek_by_chip, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_token, fixture_setup, fixture_teardown),
 	};
 
