@@ -306,6 +306,8 @@ appraise(collateral *coll, const policy *pol, const appraise_input *in, appraisa
 	} else {
 		check(a, "evidence.verify", true, "genuine, current AMD evidence|%s signed, chain ok",
 		      snp_report_signing_key(a->report) == SNP_SIGNING_KEY_VLEK ? "VLEK" : "VCEK");
+		if (table != NULL)
+			collateral_note_verified_vcek(coll, a->report, a->product, signer);
 	}
 rules:
 	if (in->expected_report_data != NULL) {

@@ -696,6 +696,17 @@ vcek_note_chip(collateral *c, const snp_cert *cert, snp_product product, const u
 	(void)pthread_mutex_unlock(&c->state_lock);
 }
 
+void
+collateral_note_verified_vcek(collateral *c, const snp_report *report, snp_product product,
+			       const snp_cert *signer)
+{
+	if (c == NULL || report == NULL || signer == NULL ||
+	    snp_report_signing_key(report) != SNP_SIGNING_KEY_VCEK)
+		return;
+	vcek_note_chip(c, signer, product, snp_report_chip_id(report),
+		       snp_report_reported_tcb(report));
+}
+
 int
 collateral_signer(collateral *c, const snp_report *report, snp_product product,
 		  const snp_certtable *table, bool want_crl, bool cached_only, snp_cert **out,

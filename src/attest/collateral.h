@@ -75,6 +75,16 @@ __attribute__((warn_unused_result)) int collateral_verify(collateral *c, const s
 							  const snp_verify_opts *opts,
 							  snp_verify_result *result, snp_error *err);
 
+/*
+ * `signer` (as collateral_signer gave it) has just verified `report`: if it is
+ * a kept VCEK, later reports of the same chip and reported TCB find it
+ * without a certificate table (a client may then omit the table).  Only a
+ * verified signer is remembered: an unverified table must not decide which
+ * certificate a chip's reports are checked against.
+ */
+void collateral_note_verified_vcek(collateral *c, const snp_report *report, snp_product product,
+				   const snp_cert *signer);
+
 /* KDS requests made and failed since start (for /metrics). */
 void collateral_stats(collateral *c, unsigned long *fetches, unsigned long *failures,
 		      unsigned long *cache_hits);

@@ -849,10 +849,14 @@ test_appraise_evidence(void **state)
 	assert_null(a->report);
 	assert_null(appraisal_report_claims(a));
 	appraisal_free(a);
-	/* No certificate table, offline, no cache: collateral unavailable (503), not a verdict. */
+	/* No certificate table for a chip whose VCEK was never verified, offline, no
+	 * cache: collateral unavailable (503), not a verdict. */
 	{
-		uint8_t rep[SNP_REPORT_SIZE];
+		uint8_t rep[SNP_REPORT_SIZE], unseen[SNP_CHIP_ID_LEN];
 
+		memcpy(unseen, testca_default_hwid(), sizeof(unseen));
+		unseen[1] ^= 0x80;
+		f.chip = unseen;
 		make_report(rep, &f, fx->vcek_key);
 		in.report = rep;
 		in.report_len = sizeof(rep);
@@ -872,6 +876,18 @@ test_appraise_evidence(void **state)
 }
 
 
+/* Appraised for real: collateral found, signature and chain verified, no rule failed. */
+static void
+assert_verified(const appraisal *a)
+{
+	const appraisal_check *v = find(a, "evidence.verify");
+
+	assert_false(a->unavailable);
+	assert_non_null(v);
+	assert_true(v->ok);
+	assert_int_equal(a->status, EAR_AFFIRMING);
+}
+
 /*
  * A report without a certificate table takes its VCEK from the disk cache
  * once; later reports of the same chip and TCB use the parsed VCEK without
@@ -884,7 +900,8 @@ test_vcek_by_chip(void **state)
 	collateral_opts co = { 0 };
 	collateral *coll = NULL;
 	char err[512], hw[2 * SNP_CHIP_ID_LEN + 1], path[1400], *cache = tmpdir("cache");
-	uint8_t rep[SNP_REPORT_SIZE], other_chip[SNP_CHIP_ID_LEN];
+	uint8_t rep[SNP_REPORT_SIZE], other_chip[SNP_CHIP_ID_LEN], *tab;
+	size_t tlen;
 	unsigned long fetches, failures, hits;
 	appraise_input in = { 0 };
 	struct rfields f;
@@ -911,7 +928,7 @@ test_vcek_by_chip(void **state)
 	in.report = rep;
 	in.report_len = sizeof(rep);
 	assert_int_equal(appraise(coll, p, &in, &a), 0);
-	assert_int_equal(a->status, EAR_AFFIRMING);
+	assert_verified(a);
 	appraisal_free(a);
 	collateral_stats(coll, &fetches, &failures, &hits);
 	assert_int_equal(fetches, 0);
@@ -919,7 +936,7 @@ test_vcek_by_chip(void **state)
 	/* The file is gone: the same chip and TCB are still known. */
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(appraise(coll, p, &in, &a), 0);
-	assert_int_equal(a->status, EAR_AFFIRMING);
+	assert_verified(a);
 	appraisal_free(a);
 	collateral_stats(coll, &fetches, &failures, &hits);
 	assert_int_equal(hits, 2);
@@ -938,6 +955,38 @@ test_vcek_by_chip(void **state)
 	assert_int_equal(appraise(coll, p, &in, &a), 0);
 	assert_true(a->unavailable);
 	appraisal_free(a);
+	collateral_free(coll);
+	coll = NULL;
+
+	/* From a certificate table: remembered once it verified a report, not before. */
+	co.cache_dir = NULL;
+	if (collateral_new(&co, &coll, err, sizeof(err)) != 0)
+		fail_msg("collateral_new: %s", err);
+	rfields_default(&f, SNP_PRODUCT_GENOA);
+	tab = table_with(SNP_CERT_KIND_VCEK, fx->vcek_der, fx->vcek_len, &tlen);
+	make_report(rep, &f, fx->vlek_key); /* not the VCEK's key */
+	in.certs = tab;
+	in.certs_len = tlen;
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_true(failed(a, "evidence.signature"));
+	appraisal_free(a);
+	make_report(rep, &f, fx->vcek_key);
+	in.certs = NULL;
+	in.certs_len = 0;
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_true(a->unavailable); /* the table that failed taught nothing */
+	appraisal_free(a);
+	in.certs = tab;
+	in.certs_len = tlen;
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_verified(a);
+	appraisal_free(a);
+	in.certs = NULL;
+	in.certs_len = 0;
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_verified(a); /* now known by chip and TCB */
+	appraisal_free(a);
+	free(tab);
 	policy_free(p);
 	collateral_free(coll);
 	(void)snprintf(path, sizeof(path), "rm -rf '%s'", cache);
