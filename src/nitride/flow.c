@@ -407,15 +407,39 @@ nonce_reserve_take(struct nonce_reserve *r)
 }
 
 /*
+ * The certificate table.  An extended report carries the VCEK, ASK and ARK
+ * (≈ 4 KB, 5.4 KB in base64): a third of the attest request, and most of
+ * what attestd parses.  attestd remembers a VCEK by chip and TCB once it has
+ * verified a report with it, so with cfg->table_accepted the daemon sends the
+ * table until attestd has accepted one, then asks for plain reports.  When
+ * attestd answers 503 "collateral" to a report without a table (it restarted,
+ * or the TCB changed and its KDS is out of reach), the flag is cleared and
+ * the flow runs again at once with the table.
+ *
+ * Retries.  attestd spends the nonce on every answer, so an attest request is
+ * never repeated as it was: a transient failure (no connection, 429, 5xx)
+ * makes the whole flow run again, with a new nonce and a new report, after
+ * the usual backoff.
+ */
+enum flow_again {
+	AGAIN_NO = 0,
+	AGAIN_NOW,   /* nonce unknown to attestd, or attestd needs the table */
+	AGAIN_LATER  /* attestd unreachable or transiently failing */
+};
+
+/*
  * Steps of a flow.  use_reserve: take a nonce fetched ahead if there is one
- * (*reserved tells whether it did); *stale: attestd refused that nonce as
- * unknown or expired, and the flow is worth running again with a new one.
+ * (*reserved tells whether it did); *again: whether a failure of the attest
+ * step is worth a new run, and when.
  */
 static enum flow_step
 flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	 const char *tee_pubkey_json, bool attest_only, bool use_reserve, bool *reserved,
-	 bool *stale, char **jwe_out, struct flow_stats *st, char *err, size_t errlen)
+	 enum flow_again *again, char **jwe_out, struct flow_stats *st, char *err, size_t errlen)
 {
+	struct flow_config one = *cfg;
+	bool send_table = cfg->table_accepted == NULL ||
+			  !__atomic_load_n(cfg->table_accepted, __ATOMIC_ACQUIRE);
 	struct http_response resp = { 0 };
 	uint8_t report_data[SNP_REPORT_DATA_LEN];
 	uint8_t *report = NULL, *certs = NULL;
@@ -429,7 +453,8 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	enum flow_step ret;
 
 	*reserved = false;
-	*stale = false;
+	*again = AGAIN_NO;
+	one.http.attempts = 1; /* the attest request: see "Retries" above */
 	if (!attest_only && !valid_name(name))
 		return fail(FLOW_INPUT, err, errlen, "'%s' is not a secret name ([A-Za-z0-9._-], 1-128)", name);
 	if ((jwk = load_transfer_key(tee_pubkey_json, err, errlen)) == NULL)
@@ -451,10 +476,12 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 		goto out;
 	}
 	if (cfg->guests != NULL ? guest_pool_report(cfg->guests, report_data, 0, &report, &report_len,
-						    &certs, &certs_len, NULL, &serr) != SNP_OK
+						    send_table ? &certs : NULL,
+						    send_table ? &certs_len : NULL, NULL, &serr) != SNP_OK
 				: (snp_guest_open(cfg->snp_spec, &guest, &serr) != SNP_OK ||
 				   snp_guest_get_report(guest, report_data, 0, &report, &report_len,
-							&certs, &certs_len, &serr) != SNP_OK)) {
+							send_table ? &certs : NULL,
+							send_table ? &certs_len : NULL, &serr) != SNP_OK)) {
 		ret = fail(FLOW_REPORT, err, errlen, "no attestation report: %s", serr.detail);
 		goto out;
 	}
@@ -469,18 +496,28 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 
 	/* 3. Appraisal: a token, or the reason there is none. */
 	(void)snprintf(url, sizeof(url), "%s/v1/attest", cfg->attestd_url);
-	if (request(cfg, url, NULL, body, &resp, st, herr, sizeof(herr)) != 0) {
+	if (request(&one, url, NULL, body, &resp, st, herr, sizeof(herr)) != 0) {
+		*again = AGAIN_LATER;
 		ret = fail(FLOW_ATTEST, err, errlen, "attestation service unreachable: %s", herr);
 		goto out;
 	}
 	if (resp.status != 200 || (doc = json_loadb(resp.body, resp.body_len, 0, NULL)) == NULL ||
 	    !json_is_string(json_object_get(doc, "token"))) {
 		problem_detail(&resp, why, sizeof(why));
-		if (*reserved && resp.status == 403 && problem_check_is(&resp, "nonce"))
-			*stale = true; /* attestd no longer knows it (restarted) */
+		if (*reserved && resp.status == 403 && problem_check_is(&resp, "nonce")) {
+			*again = AGAIN_NOW; /* attestd no longer knows it (restarted) */
+		} else if (!send_table && resp.status == 503 &&
+			   problem_check_is(&resp, "collateral")) {
+			__atomic_store_n(cfg->table_accepted, 0, __ATOMIC_RELEASE);
+			*again = AGAIN_NOW;
+		} else if (resp.status == 429 || (resp.status >= 500 && resp.status <= 599)) {
+			*again = AGAIN_LATER;
+		}
 		ret = fail(FLOW_ATTEST, err, errlen, "attestation rejected: %s", why);
 		goto out;
 	}
+	if (send_table && certs_len > 0 && cfg->table_accepted != NULL)
+		__atomic_store_n(cfg->table_accepted, 1, __ATOMIC_RELEASE);
 	token = strdup(json_string_value(json_object_get(doc, "token")));
 	http_response_free(&resp);
 	step_done(st, 2, &t0);
@@ -531,24 +568,47 @@ out:
 	return ret;
 }
 
-/* A flow that starts with a nonce fetched ahead if there is one; if attestd
- * no longer knows that nonce, once more with a fresh challenge. */
+/*
+ * A flow that starts with a nonce fetched ahead if there is one.  When the
+ * attest step fails in a way worth another run (flow_run's *again), the flow
+ * runs again from a fresh challenge: at once for a stale nonce or a missing
+ * table (at most FLOW_RERUNS_NOW times), after the backoff for a transient
+ * failure (cfg->http.attempts runs in all, as for any request).
+ */
+#define FLOW_RERUNS_NOW 2u
 static enum flow_step
 flow_run_fresh(const struct flow_config *cfg, const char *name, unsigned long version,
 	       const char *tee_pubkey_json, bool attest_only, char **out,
 	       struct flow_stats *stats, char *err, size_t errlen)
 {
-	struct flow_stats st = { 0 };
-	bool reserved = false, stale = false;
-	enum flow_step r = flow_run(cfg, name, version, tee_pubkey_json, attest_only, true,
-				    &reserved, &stale, out, &st, err, errlen);
+	struct flow_stats st = { 0 }, run;
+	bool reserved = false, any_reserved = false, use_reserve = true;
+	enum flow_again again = AGAIN_NO;
+	unsigned now_runs = 0, later_runs = 1;
+	long delay = cfg->http.backoff_ms > 0 ? cfg->http.backoff_ms : 1;
+	enum flow_step r;
 
-	if (r == FLOW_ATTEST && stale) {
-		memset(&st, 0, sizeof(st));
-		r = flow_run(cfg, name, version, tee_pubkey_json, attest_only, false, &reserved,
-			     &stale, out, &st, err, errlen);
+	for (;;) {
+		memset(&run, 0, sizeof(run));
+		r = flow_run(cfg, name, version, tee_pubkey_json, attest_only, use_reserve,
+			     &reserved, &again, out, &run, err, errlen);
+		any_reserved |= reserved;
+		st.requests += run.requests;
+		st.connects += run.connects;
+		memcpy(st.step_us, run.step_us, sizeof(st.step_us));
+		if (r != FLOW_ATTEST)
+			break;
+		if (again == AGAIN_NOW && now_runs < FLOW_RERUNS_NOW) {
+			now_runs++;
+		} else if (again == AGAIN_LATER && later_runs < cfg->http.attempts) {
+			later_runs++;
+			http_backoff(&cfg->http, &delay);
+		} else {
+			break;
+		}
+		use_reserve = false;
 	}
-	st.nonce_reserved = reserved;
+	st.nonce_reserved = any_reserved;
 	if (stats != NULL)
 		*stats = st;
 	return r;

@@ -25,6 +25,14 @@ struct flow_config {
 	const char *snp_spec;     /* libsnp guest backend; NULL = $NITRIDE_SNP or auto */
 	struct guest_pool *guests; /* kept handles for snp_spec (guest_pool.h); NULL: one per report */
 	struct nonce_reserve *nonces; /* nonces fetched ahead (nonce_reserve_start); NULL: none */
+	/*
+	 * NULL: every attest request carries the report's certificate table.
+	 * Else a flag shared by the flows (atomic): set once attestd accepted a
+	 * table, cleared when it answers that it lacks the collateral.  While it
+	 * is set, reports are asked for without the table and attestd uses the
+	 * VCEK it verified before (flow.c, "The certificate table").
+	 */
+	int *table_accepted;
 	struct http_opts http;
 };
 

@@ -223,8 +223,14 @@ http_request(const struct http_opts *o, const char *url, const char *bearer,
 		if (retry_after > 0)
 			delay = retry_after * 1000 > o->max_backoff_ms ? o->max_backoff_ms :
 									 (long)retry_after * 1000;
-		sleep_ms(jitter(delay));
-		delay = delay * 2 > o->max_backoff_ms ? o->max_backoff_ms : delay * 2;
+		http_backoff(o, &delay);
 	}
 	return ret;
+}
+
+void
+http_backoff(const struct http_opts *o, long *delay_ms)
+{
+	sleep_ms(jitter(*delay_ms));
+	*delay_ms = *delay_ms * 2 > o->max_backoff_ms ? o->max_backoff_ms : *delay_ms * 2;
 }

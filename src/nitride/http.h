@@ -62,4 +62,8 @@ __attribute__((warn_unused_result)) int http_request(const struct http_opts *o, 
 
 void http_response_free(struct http_response *resp);
 
+/* Sleep *delay_ms with jitter ([0.5, 1.5) of it), then double *delay_ms up
+ * to o->max_backoff_ms: the pause between two attempts of anything. */
+void http_backoff(const struct http_opts *o, long *delay_ms);
+
 #endif

@@ -49,12 +49,13 @@ static const char usage[] =
 	"JWKFILE (a public EC P-256 JWK), into FILE (compact JWE, mode 0600).\n"
 	"Configuration keys (INI): attestd_url, provd_url, ca_bundle, snp,\n"
 	"timeout_ms, attempts, backoff_ms, max_backoff_ms, listen_socket, vhsmd_uid,\n"
-	"vhsmd_socket.  Flags override them.\n"
+	"vhsmd_socket, cert_table (until-accepted | always).  Flags override them.\n"
 	"Exit status: 0 provisioned, 1 refused or failed (the reason on stderr), 2 usage.\n";
 
 struct config {
 	char *attestd_url, *provd_url, *ca_bundle, *snp, *listen_socket, *vhsmd_socket;
 	long vhsmd_uid;
+	bool cert_table_always; /* cert_table = always: every attest request carries it */
 	struct http_opts http;
 	char err[640];
 };
@@ -156,7 +157,10 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
 		bad = parse_long(value, 1, 60000, &c->http.backoff_ms);
 	else if (strcmp(key, "max_backoff_ms") == 0)
 		bad = parse_long(value, 1, 600000, &c->http.max_backoff_ms);
-	else {
+	else if (strcmp(key, "cert_table") == 0) {
+		bad = strcmp(value, "always") != 0 && strcmp(value, "until-accepted") != 0;
+		c->cert_table_always = strcmp(value, "always") == 0;
+	} else {
 		(void)snprintf(msg, msglen, "unknown key '%s'", key);
 		return -1;
 	}
@@ -173,6 +177,7 @@ on_key(void *arg, const char *section, const char *key, const char *value, char 
  */
 static http_pool *pool;
 static guest_pool *guests; /* like pool: kept for the life of the process */
+static int table_accepted;   /* flow_config.table_accepted, shared by every flow */
 
 /*
  * Daemon (name NULL): serve listen_socket until SIGTERM/SIGINT.  --once with
@@ -210,6 +215,7 @@ serve_mode(struct config *c, const char *name)
 		return 2;
 	}
 	fc.guests = guests; /* the guest device (or snpsimd's socket) stays open */
+	fc.table_accepted = c->cert_table_always ? NULL : &table_accepted;
 	/* The daemon fetches the next flow's nonce while this one runs (one flow
 	 * with --once: nothing to fetch ahead). */
 	fc.nonces = NULL;
@@ -388,6 +394,7 @@ main(int argc, char **argv)
 	fc.snp_spec = c.snp;
 	fc.guests = NULL;
 	fc.nonces = NULL;
+	fc.table_accepted = c.cert_table_always ? NULL : &table_accepted;
 	fc.http = c.http;
 	fc.http.ca_bundle = c.ca_bundle;
 	step = flow_provision(&fc, name, (unsigned long)version, (const char *)tee, &jwe, NULL, err,

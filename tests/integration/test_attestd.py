@@ -375,8 +375,21 @@ issuer = https://attestd.test
         # stays in the loop that read it.
         RUN_LOOP, RUN_POOL = ('attestd_attest_runs_total{thread="loop"}',
                               'attestd_attest_runs_total{thread="pool"}')
-        loop0, pool0 = metric(env, RUN_LOOP), metric(env, RUN_POOL)
+        # A VCEK that came in a certificate table and verified a report is
+        # remembered by chip and TCB: a report without its table needs no KDS.
+        n0 = sim_requests(env)
         http("POST", env.kds + "/_sim/faults?status=503&count=50", raw=b"")
+        st, ct, j = flow(env, pub, ext=False)
+        if st != 200 or sim_requests(env) != n0:
+            fail(f"VCEK verified from a table, then no table, KDS down: {st} {j} "
+                 f"requests {n0}->{sim_requests(env)}")
+        else:
+            ok("a VCEK verified from a certificate table serves later reports without it")
+        # A restarted attestd knows no VCEK yet, and its disk cache has none.
+        stop(env.attestd)
+        env.attestd, words = start([ATTESTD, "--config", cfg], "attestd: listening")
+        env.url = words[2]
+        loop0, pool0 = metric(env, RUN_LOOP), metric(env, RUN_POOL)
         st, ct, j = flow(env, pub, ext=False)
         if st != 503 or j.get("check") != "collateral":
             fail(f"KDS down, no cache: {st} {j}")

@@ -118,6 +118,32 @@ class BadNonceAS(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class BusyAS(http.server.BaseHTTPRequestHandler):
+    """An attestation service that gives nonces but answers every attest
+    503; records the paths asked."""
+    paths = []
+
+    def do_POST(self):
+        BusyAS.paths.append(self.path)
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path == "/v1/challenge":
+            status, ctype = 200, "application/json"
+            body = {"nonce": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")}
+        else:
+            status, ctype = 503, "application/problem+json"
+            body = {"type": "about:blank", "title": "Busy", "status": 503,
+                    "detail": "busy-for-the-test", "check": "unavailable"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
 def provision(vm, pub, out, aurl, purl, extra=()):
     return subprocess.run([NITRIDED, "--once", "--provision", "root-disk", "--tee-pubkey", pub,
                            "--out", out, "--attestd", aurl, "--provd", purl,
@@ -204,6 +230,18 @@ def main():
             check(r.returncode == 1 and "no challenge" in r.stderr and not os.path.exists(out2)
                   and BadNonceAS.paths == ["/v1/challenge"],
                   f"nonce outside base64url refused: {r.stderr.strip()} {BadNonceAS.paths}")
+            # attestd spends the nonce on every answer: a 503 to an attest is
+            # not repeated with the same body, the flow runs again from a new
+            # challenge (attempts = 2), and the last reason is reported.
+            busy = http.server.HTTPServer(("127.0.0.1", 0), BusyAS)
+            threading.Thread(target=busy.serve_forever, daemon=True).start()
+            r = provision(vm, pub, out2, f"http://127.0.0.1:{busy.server_address[1]}", purl,
+                          ["--config", cfg])
+            busy.shutdown()
+            want = ["/v1/challenge", "/v1/attest"] * 2
+            check(r.returncode == 1 and "busy-for-the-test" in r.stderr
+                  and not os.path.exists(out2) and BusyAS.paths == want,
+                  f"attest 503: a new challenge per attempt: {r.stderr.strip()} {BusyAS.paths}")
 
         with Snpsimd(SNPSIMD, boot + ["--boot-append", good_append + " init=/bin/sh"],
                      state_dir=state) as vm:
