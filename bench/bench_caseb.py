@@ -151,9 +151,11 @@ def main():
         with Snpsimd(SNPSIMD, boot, state_dir=state) as vm, open(nlog_path, "w") as nlog:
             ncfg = os.path.join(tmp, "nitrided.ini")
             nsock = os.path.join(tmp, "nitrided.sock")
+            # CB_NITRIDED_EXTRA: more nitrided.ini lines, for A/B runs of one
+            # setting (e.g. "cert_table = always").
             with open(ncfg, "w") as f:
                 f.write(f"[nitrided]\nattempts = 2\nbackoff_ms = 50\ntimeout_ms = 5000\n"
-                        f"ca_bundle = {ca}\n")
+                        f"ca_bundle = {ca}\n" + os.environ.get("CB_NITRIDED_EXTRA", ""))
             nd = subprocess.Popen([NITRIDED, "--config", ncfg, "--listen", nsock, "--vhsmd-uid",
                                    str(os.getuid()), "--attestd", aurl, "--provd", purl,
                                    "--snp", "sim:" + vm.socket],
