@@ -238,6 +238,8 @@ appraise(collateral *coll, const policy *pol, const appraise_input *in, appraisa
 	bool signer_owned = false;
 	snp_error e = { 0 };
 	snp_verify_opts vo = { 0 };
+	const uint8_t *vcek_der = NULL;
+	size_t vcek_len = 0;
 	char detail[COLL_DETAIL_MAX];
 	char h1[2 * SNP_REPORT_DATA_LEN + 1], h2[2 * SNP_REPORT_DATA_LEN + 1];
 	size_t i;
@@ -306,8 +308,10 @@ appraise(collateral *coll, const policy *pol, const appraise_input *in, appraisa
 	} else {
 		check(a, "evidence.verify", true, "genuine, current AMD evidence|%s signed, chain ok",
 		      snp_report_signing_key(a->report) == SNP_SIGNING_KEY_VLEK ? "VLEK" : "VCEK");
-		if (table != NULL)
-			collateral_note_verified_vcek(coll, a->report, a->product, signer);
+		if (table != NULL && snp_certtable_find(table, SNP_CERT_KIND_VCEK, &vcek_der,
+							&vcek_len) == SNP_OK)
+			collateral_note_verified_vcek(coll, a->report, a->product, signer,
+						      vcek_der, vcek_len);
 	}
 rules:
 	if (in->expected_report_data != NULL) {

@@ -659,6 +659,23 @@ parse_cached(collateral *c, const uint8_t *der, size_t len, snp_cert **out, bool
 	return SNP_OK;
 }
 
+/* <cache_dir>/vcek/<product>/<hwID hex>/<reported TCB, 16 hex>.der: what the
+ * KDS URL is built from.  cpath[0] = 0 when there is no cache. */
+static void
+vcek_cache_file(collateral *c, const snp_report *report, snp_product product, char *cpath,
+		size_t n)
+{
+	char hwhex[2 * SNP_CHIP_ID_LEN + 1], sub[200], tail[24];
+
+	hex_encode(snp_report_chip_id(report),
+		   product == SNP_PRODUCT_TURIN ? SNP_HWID_LEN_TURIN : SNP_CHIP_ID_LEN, hwhex);
+	(void)snprintf(sub, sizeof(sub), "vcek/%s", snp_product_name(product));
+	(void)snprintf(tail, sizeof(tail), "/%016llx.der",
+		       (unsigned long long)snp_report_reported_tcb(report));
+	if (cache_path(c, cpath, n, sub, hwhex, tail) != 0)
+		cpath[0] = '\0';
+}
+
 /*
  * The VCEK the KDS (or its disk cache) gave for this chip and reported TCB,
  * if one was parsed before.  A VCEK is derived from the chip and the TCB, so
@@ -680,10 +697,13 @@ vcek_by_chip(collateral *c, snp_product product, const uint8_t *chip, uint64_t t
 	return found;
 }
 
-static void
+/* Whether `cert` was not known by chip before (and now is). */
+static bool
 vcek_note_chip(collateral *c, const snp_cert *cert, snp_product product, const uint8_t *chip,
 	       uint64_t tcb)
 {
+	bool noted = false;
+
 	(void)pthread_mutex_lock(&c->state_lock);
 	for (size_t i = 0; i < c->n_certs; i++)
 		if (c->certs[i].cert == cert && !c->certs[i].by_chip) {
@@ -691,20 +711,29 @@ vcek_note_chip(collateral *c, const snp_cert *cert, snp_product product, const u
 			c->certs[i].product = product;
 			c->certs[i].tcb = tcb;
 			memcpy(c->certs[i].chip, chip, SNP_CHIP_ID_LEN);
+			noted = true;
 			break;
 		}
 	(void)pthread_mutex_unlock(&c->state_lock);
+	return noted;
 }
 
 void
 collateral_note_verified_vcek(collateral *c, const snp_report *report, snp_product product,
-			       const snp_cert *signer)
+			       const snp_cert *signer, const uint8_t *der, size_t der_len)
 {
+	char cpath[1200];
+
 	if (c == NULL || report == NULL || signer == NULL ||
-	    snp_report_signing_key(report) != SNP_SIGNING_KEY_VCEK)
+	    snp_report_signing_key(report) != SNP_SIGNING_KEY_VCEK ||
+	    !vcek_note_chip(c, signer, product, snp_report_chip_id(report),
+			    snp_report_reported_tcb(report)))
 		return;
-	vcek_note_chip(c, signer, product, snp_report_chip_id(report),
-		       snp_report_reported_tcb(report));
+	/* First time for this chip and TCB: keep it on disk too, as if the KDS
+	 * had given it, so a restarted attestd needs neither table nor KDS. */
+	vcek_cache_file(c, report, product, cpath, sizeof(cpath));
+	if (der != NULL && der_len > 0 && cpath[0] != '\0' && access(cpath, F_OK) != 0)
+		cache_store(c, cpath, der, der_len);
 }
 
 int
@@ -719,7 +748,7 @@ collateral_signer(collateral *c, const snp_report *report, snp_product product,
 	size_t blen = 0, i;
 	snp_cert *cert = NULL;
 	snp_error e = { 0 };
-	char cpath[1200] = "", kpath[SNP_URL_MAX], hwhex[2 * SNP_CHIP_ID_LEN + 1], tcbhex[17];
+	char cpath[1200] = "", kpath[SNP_URL_MAX];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	snp_tcb tcb;
@@ -801,21 +830,7 @@ collateral_signer(collateral *c, const snp_report *report, snp_product product,
 			(void)snprintf(detail, dlen, "CHIP_ID is masked: the VCEK cannot be fetched");
 			return COLL_EVIDENCE;
 		}
-		hex_encode(snp_report_chip_id(report),
-			   product == SNP_PRODUCT_TURIN ? SNP_HWID_LEN_TURIN : SNP_CHIP_ID_LEN, hwhex);
-		(void)snprintf(tcbhex, sizeof(tcbhex), "%016llx",
-			       (unsigned long long)snp_report_reported_tcb(report));
-		{
-			char sub[200];
-
-			(void)snprintf(sub, sizeof(sub), "vcek/%s", snp_product_name(product));
-			(void)cache_path(c, cpath, sizeof(cpath), sub, hwhex, "");
-			if (cpath[0] && strlen(cpath) + 22 < sizeof(cpath)) {
-				size_t l = strlen(cpath);
-
-				(void)snprintf(cpath + l, sizeof(cpath) - l, "/%s.der", tcbhex);
-			}
-		}
+		vcek_cache_file(c, report, product, cpath, sizeof(cpath));
 		if ((r = fetch_cached(c, cpath, kpath, false, cached_only, &buf, &len, detail,
 				      dlen)) != 0) {
 			if (r == 1) {

@@ -76,14 +76,16 @@ __attribute__((warn_unused_result)) int collateral_verify(collateral *c, const s
 							  snp_verify_result *result, snp_error *err);
 
 /*
- * `signer` (as collateral_signer gave it) has just verified `report`: if it is
- * a kept VCEK, later reports of the same chip and reported TCB find it
- * without a certificate table (a client may then omit the table).  Only a
- * verified signer is remembered: an unverified table must not decide which
- * certificate a chip's reports are checked against.
+ * `signer` (as collateral_signer gave it, from the DER `der`) has just
+ * verified `report`: if it is a kept VCEK, later reports of the same chip and
+ * reported TCB find it without a certificate table (a client may then omit
+ * the table), and the first time it is also written to the disk cache where
+ * a KDS fetch would have put it.  Only a verified signer is remembered: an
+ * unverified table must not decide which certificate a chip's reports are
+ * checked against.
  */
 void collateral_note_verified_vcek(collateral *c, const snp_report *report, snp_product product,
-				   const snp_cert *signer);
+				   const snp_cert *signer, const uint8_t *der, size_t der_len);
 
 /* KDS requests made and failed since start (for /metrics). */
 void collateral_stats(collateral *c, unsigned long *fetches, unsigned long *failures,

@@ -385,8 +385,20 @@ issuer = https://attestd.test
                  f"requests {n0}->{sim_requests(env)}")
         else:
             ok("a VCEK verified from a certificate table serves later reports without it")
-        # A restarted attestd knows no VCEK yet, and its disk cache has none.
+        # It was also written to the disk cache, where a KDS fetch would have
+        # put it: a restarted attestd still needs neither table nor KDS.
         stop(env.attestd)
+        env.attestd, words = start([ATTESTD, "--config", cfg], "attestd: listening")
+        env.url = words[2]
+        vdir = os.path.join(env.state, "cache", "vcek")
+        st, ct, j = flow(env, pub, ext=False)
+        if st != 200 or sim_requests(env) != n0 or not os.path.isdir(vdir):
+            fail(f"restarted, VCEK cached from a verified table, KDS down: {st} {j}")
+        else:
+            ok("a VCEK verified from a table is cached on disk for the next start")
+        # Without that file, a restarted attestd knows no VCEK.
+        stop(env.attestd)
+        shutil.rmtree(vdir)
         env.attestd, words = start([ATTESTD, "--config", cfg], "attestd: listening")
         env.url = words[2]
         loop0, pool0 = metric(env, RUN_LOOP), metric(env, RUN_POOL)

@@ -494,6 +494,11 @@ def main():
                   f"the next flow's ({c0} -> {c1})")
             stop(attestd)
             procs.remove(attestd)
+            # attestd also wrote the VCEK it verified to its disk cache; without
+            # that file the restarted attestd must ask for the table.
+            vdir = os.path.join(tmp, "attestd", "cache", "vcek")
+            check(os.path.isdir(vdir), "table: attestd cached the VCEK it verified from a table")
+            shutil.rmtree(vdir, ignore_errors=True)
             port = aurl.rsplit(":", 1)[1]
             acfg = os.path.join(tmp, "attestd.ini")
             with open(acfg) as f:

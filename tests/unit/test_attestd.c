@@ -32,6 +32,7 @@
 #include "attest/nonce.h"
 #include "attest/policy.h"
 #include "attest/token.h"
+#include "common/fileio.h"
 #include "common/hex.h"
 #include "common/jcs.h"
 #include "testca.h"
@@ -958,10 +959,14 @@ test_vcek_by_chip(void **state)
 	collateral_free(coll);
 	coll = NULL;
 
-	/* From a certificate table: remembered once it verified a report, not before. */
-	co.cache_dir = NULL;
+	/* From a certificate table: remembered (in memory and in the disk cache)
+	 * once it verified a report, not before. */
+	(void)snprintf(path, sizeof(path), "rm -rf '%s'/vcek", cache);
+	assert_int_equal(system(path), 0);
 	if (collateral_new(&co, &coll, err, sizeof(err)) != 0)
 		fail_msg("collateral_new: %s", err);
+	(void)snprintf(path, sizeof(path), "%s/vcek/genoa/%s/%016llx.der", cache, hw,
+		       (unsigned long long)default_tcb(SNP_PRODUCT_GENOA));
 	rfields_default(&f, SNP_PRODUCT_GENOA);
 	tab = table_with(SNP_CERT_KIND_VCEK, fx->vcek_der, fx->vcek_len, &tlen);
 	make_report(rep, &f, fx->vlek_key); /* not the VCEK's key */
@@ -975,6 +980,7 @@ test_vcek_by_chip(void **state)
 	in.certs_len = 0;
 	assert_int_equal(appraise(coll, p, &in, &a), 0);
 	assert_true(a->unavailable); /* the table that failed taught nothing */
+	assert_int_not_equal(access(path, F_OK), 0);
 	appraisal_free(a);
 	in.certs = tab;
 	in.certs_len = tlen;
@@ -985,6 +991,24 @@ test_vcek_by_chip(void **state)
 	in.certs_len = 0;
 	assert_int_equal(appraise(coll, p, &in, &a), 0);
 	assert_verified(a); /* now known by chip and TCB */
+	appraisal_free(a);
+	collateral_free(coll);
+	coll = NULL;
+	/* ... and on disk, with the VCEK's exact bytes: a new collateral (attestd
+	 * restarted) needs no table either. */
+	{
+		uint8_t *got = NULL;
+		size_t glen = 0;
+
+		assert_int_equal(file_read_all(path, 1 << 20, &got, &glen), 0);
+		assert_int_equal(glen, fx->vcek_len);
+		assert_memory_equal(got, fx->vcek_der, glen);
+		free(got);
+	}
+	if (collateral_new(&co, &coll, err, sizeof(err)) != 0)
+		fail_msg("collateral_new: %s", err);
+	assert_int_equal(appraise(coll, p, &in, &a), 0);
+	assert_verified(a);
 	appraisal_free(a);
 	free(tab);
 	policy_free(p);
