@@ -412,9 +412,9 @@ nonce_reserve_take(struct nonce_reserve *r)
  * what attestd parses.  attestd remembers a VCEK by chip and TCB once it has
  * verified a report with it, so with cfg->table_accepted the daemon sends the
  * table until attestd has accepted one, then asks for plain reports.  When
- * attestd answers 503 "collateral" to a report without a table (it restarted,
- * or the TCB changed and its KDS is out of reach), the flag is cleared and
- * the flow runs again at once with the table.
+ * attestd answers 503 "collateral" to a report without a table (it lost its
+ * cache, or the TCB changed and its KDS is out of reach), the flag is cleared
+ * and the flow runs again at once with the table.
  *
  * Retries.  attestd spends the nonce on every answer, so an attest request is
  * never repeated as it was: a transient failure (no connection, 429, 5xx)
