@@ -252,6 +252,17 @@ def main():
         r = subprocess.run([NITRIDED, "--config", cfg, "--check-config"], capture_output=True,
                            text=True, timeout=30)
         check(r.returncode == 0, "nitrided --check-config")
+        # cert_table takes exactly its two values.
+        for value, good_value in (("always", True), ("until-accepted", True),
+                                  ("sometimes", False), ("", False)):
+            tcfg = os.path.join(tmp, "table.ini")
+            with open(tcfg, "w") as f:
+                f.write(f"[nitrided]\ncert_table = {value}\n")
+            r = subprocess.run([NITRIDED, "--config", tcfg, "--check-config"],
+                               capture_output=True, text=True, timeout=30)
+            check((r.returncode == 0) == good_value and
+                  (good_value or ("cert_table" in r.stderr and "table.ini:2" in r.stderr)),
+                  f"cert_table = {value!r}: exit {r.returncode} {r.stderr.strip()}")
         with open(cfg, "a") as f:
             f.write("retries = 3\n")
         r = subprocess.run([NITRIDED, "--config", cfg, "--check-config"], capture_output=True,
