@@ -44,7 +44,8 @@ struct collateral {
 		uint8_t fp[32]; /* SHA-256 of the DER (or PEM) bytes as received */
 		snp_cert *cert;
 		/* Set when the KDS or the disk cache gave this VCEK for a chip
-		 * and TCB: the next report of that chip and TCB needs no file. */
+		 * and TCB, or it verified a report of them from a certificate
+		 * table: the next report of that chip and TCB needs neither. */
 		bool by_chip;
 		snp_product product;
 		uint64_t tcb;
@@ -705,15 +706,18 @@ vcek_note_chip(collateral *c, const snp_cert *cert, snp_product product, const u
 	bool noted = false;
 
 	(void)pthread_mutex_lock(&c->state_lock);
-	for (size_t i = 0; i < c->n_certs; i++)
-		if (c->certs[i].cert == cert && !c->certs[i].by_chip) {
+	for (size_t i = 0; i < c->n_certs; i++) {
+		if (c->certs[i].cert != cert)
+			continue;
+		if (!c->certs[i].by_chip) {
 			c->certs[i].by_chip = true;
 			c->certs[i].product = product;
 			c->certs[i].tcb = tcb;
 			memcpy(c->certs[i].chip, chip, SNP_CHIP_ID_LEN);
 			noted = true;
-			break;
 		}
+		break; /* every verified table calls this: stop at its certificate */
+	}
 	(void)pthread_mutex_unlock(&c->state_lock);
 	return noted;
 }

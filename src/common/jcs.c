@@ -4,6 +4,7 @@
 #include "common/jcs.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,13 @@ jcs_compare_keys(const char *a, const char *b)
 	}
 }
 
+/* Copied as it is into a JCS string (RFC 8785 §3.2.2.2): not a control, quote or backslash. */
+static bool
+is_literal(unsigned char c)
+{
+	return c >= 0x20 && c != '"' && c != '\\';
+}
+
 static int
 put_string(struct jbuf *b, const char *s, size_t n)
 {
@@ -142,15 +150,15 @@ put_string(struct jbuf *b, const char *s, size_t n)
 		return r;
 	while (i < n) {
 		start = i;
-		if (u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
-			/* A run of literal characters is copied at once; only
-			 * multi-byte sequences need decoding (to refuse bad UTF-8). */
-			while (i < n && u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
-				if (u[i] < 0x80)
-					i++;
-				else if (utf8_next(u, n, &i) < 0)
-					return -EILSEQ;
-			}
+		/* A run of literal characters is copied at once; only multi-byte
+		 * sequences need decoding (to refuse bad UTF-8). */
+		while (i < n && is_literal(u[i])) {
+			if (u[i] < 0x80)
+				i++;
+			else if (utf8_next(u, n, &i) < 0)
+				return -EILSEQ;
+		}
+		if (i > start) {
 			if ((r = jbuf_put(b, s + start, i - start)) != 0)
 				return r;
 			continue;
