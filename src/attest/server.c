@@ -41,6 +41,8 @@
 #define HTTP_TIMEOUT_S 30
 #define MAX_HEADERS 16384
 #define PROBLEM_BASE "https://nitride.dev/problems/"
+#define CHALLENGE_BATCH_MAX 16 /* nonces one challenge may ask for (api-attestd.md) */
+#define CHALLENGE_BATCH_MAX_TEXT "16"
 
 /*
  * Threads.  One event loop per core; each accepts connections in turn (the
@@ -302,35 +304,83 @@ audit(attestd_server *s, const char *client, const char *endpoint, const apprais
 
 /* ------------------------------------------------------------ endpoints */
 
+/*
+ * How many nonces one challenge asks for: 1 with no body (or "{}"), else the
+ * body's "count", 1 to CHALLENGE_BATCH_MAX.  Returns 0 with a 4xx sent
+ * otherwise.  An agent that runs many flows fetches its nonces by the batch
+ * (nitrided.md); each one is still single-use and expires on its own.
+ */
+static unsigned
+challenge_count(attestd_server *s, struct evhttp_request *req)
+{
+	json_t *body, *c;
+	json_int_t n;
+
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) == 0)
+		return 1;
+	if ((body = read_json(s, req)) == NULL)
+		return 0;
+	c = json_object_get(body, "count");
+	n = json_is_integer(c) ? json_integer_value(c) : 0;
+	json_decref(body);
+	if (c == NULL)
+		return 1;
+	if (n < 1 || n > CHALLENGE_BATCH_MAX) {
+		problem(req, 400, "malformed", "Malformed request",
+			"\"count\" must be an integer from 1 to " CHALLENGE_BATCH_MAX_TEXT, "count",
+			NULL, NULL, NULL);
+		return 0;
+	}
+	return (unsigned)n;
+}
+
 static void
 h_challenge(attestd_server *s, struct evhttp_request *req)
 {
 	char nonce[NONCE_TEXT_LEN + 1], exp[RFC3339_LEN];
-	time_t expires = 0;
-	int r;
+	json_t *list = NULL, *out = NULL;
+	time_t now = time(NULL), expires = 0;
+	unsigned want, i;
+	int r = NONCE_OK;
 
 	INC(s->m_challenges);
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > s->svc.cfg->max_body) {
-		problem(req, 413, "body-too-large", "Body too large", NULL, NULL, NULL, NULL, NULL);
+	if ((want = challenge_count(s, req)) == 0)
 		return;
+	if ((list = json_array()) == NULL)
+		goto nomem;
+	/* Up to `want`: a store that fills up midway gives what it has. */
+	for (i = 0; i < want; i++) {
+		if ((r = nonce_store_issue(s->svc.nonces, now, nonce, &expires)) != NONCE_OK)
+			break;
+		if (json_array_append_new(list, json_stringn_nocheck(nonce, NONCE_TEXT_LEN)) != 0)
+			goto nomem;
 	}
-	r = nonce_store_issue(s->svc.nonces, time(NULL), nonce, &expires);
-	if (r == NONCE_FULL) {
+	if (i == 0 && r == NONCE_FULL) {
 		INC(s->m_challenge_full);
 		(void)evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
 		problem(req, 503, "nonce-store-full", "Too many outstanding challenges",
 			"the nonce store is full of live nonces; retry later", "nonce_store", NULL,
 			NULL, NULL);
-		return;
+		goto out;
 	}
-	if (r != NONCE_OK) {
+	if (i == 0) {
 		problem(req, 503, "unavailable", "No randomness", NULL, NULL, NULL, NULL, NULL);
-		return;
+		goto out;
 	}
 	rfc3339_format(expires, exp);
-	send_json(req, 200, "OK", json_pack("{s:s, s:s, s:I}", "nonce", nonce, "expires_at", exp,
-					    "ttl", (json_int_t)s->svc.cfg->nonce_ttl),
-		  "application/json");
+	/* "nonce" is the first of "nonces": a client that asked for one reads it. */
+	out = json_pack("{s:O, s:s, s:I}", "nonce", json_array_get(list, 0), "expires_at", exp, "ttl",
+			(json_int_t)s->svc.cfg->nonce_ttl);
+	if (out == NULL || (want > 1 && json_object_set(out, "nonces", list) != 0))
+		goto nomem;
+	send_json(req, 200, "OK", out, "application/json");
+	out = NULL;
+	goto out;
+nomem:
+	problem(req, 503, "unavailable", "Out of memory", NULL, NULL, NULL, NULL, NULL);
+out:
+	json_decref(out);
+	json_decref(list);
 }
 
 /* REPORT_DATA = SHA-384(JCS({"nonce": n, "tee-pubkey": jwk})) || 0^16 */

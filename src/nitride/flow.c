@@ -15,6 +15,7 @@
 
 #define NONCE_B64URL_LEN 43 /* 32 bytes, base64url without padding */
 #define NONCE_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#define CHALLENGE_BATCH_MAX 16u /* attestd's bound on one challenge (api-attestd.md) */
 
 const char *
 flow_step_name(enum flow_step s)
@@ -201,36 +202,68 @@ problem_check_is(const struct http_response *r, const char *check)
 	return is;
 }
 
-/* POST /v1/challenge: *nonce (malloc'ed, 43 base64url characters) and, if
- * ttl_s is given, the lifetime attestd gave it (0 if it did not say). */
+static bool
+nonce_text_ok(const json_t *v)
+{
+	return json_string_length(v) == NONCE_B64URL_LEN &&
+	       strspn(json_string_value(v), NONCE_ALPHABET) == NONCE_B64URL_LEN;
+}
+
+/*
+ * POST /v1/challenge for up to `want` nonces (1 to CHALLENGE_BATCH_MAX):
+ * out[0 .. *got) gets them, and ttl_s, if given, the lifetime attestd gave
+ * them (0 if it did not say).  An attestation service that gives fewer than
+ * asked for (its nonce store is nearly full, or it does not batch and
+ * answers with "nonce" alone) is fine; one that gives more, or anything that
+ * is not 43 base64url characters, is refused.
+ */
 static enum flow_step
-challenge(const struct flow_config *cfg, char **nonce, unsigned long *ttl_s, struct flow_stats *st,
-	  char *err, size_t errlen)
+challenge(const struct flow_config *cfg, unsigned want, char out[][NONCE_B64URL_LEN + 1],
+	  size_t *got, unsigned long *ttl_s, struct flow_stats *st, char *err, size_t errlen)
 {
 	struct http_response resp = { 0 };
-	char url[2048], why[FLOW_ERR_MAX], herr[HTTP_ERR_MAX] = "";
-	json_t *doc = NULL;
+	char url[2048], body[32], why[FLOW_ERR_MAX], herr[HTTP_ERR_MAX] = "";
+	json_t *doc = NULL, *list, *v;
 	json_int_t ttl;
 	enum flow_step ret = FLOW_OK;
+	size_t i, n;
 
-	*nonce = NULL;
+	*got = 0;
+	if (want < 1 || want > CHALLENGE_BATCH_MAX)
+		return fail(FLOW_CHALLENGE, err, errlen, "internal error: %u nonces asked for", want);
 	(void)snprintf(url, sizeof(url), "%s/v1/challenge", cfg->attestd_url);
-	if (request(cfg, url, NULL, "{}", &resp, st, herr, sizeof(herr)) != 0) {
+	if (want == 1)
+		(void)snprintf(body, sizeof(body), "{}");
+	else
+		(void)snprintf(body, sizeof(body), "{\"count\":%u}", want);
+	if (request(cfg, url, NULL, body, &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_CHALLENGE, err, errlen, "attestation service unreachable: %s", herr);
 		goto out;
 	}
 	if (resp.status != 200 || (doc = json_loadb(resp.body, resp.body_len, 0, NULL)) == NULL ||
-	    json_string_length(json_object_get(doc, "nonce")) != NONCE_B64URL_LEN ||
-	    strspn(json_string_value(json_object_get(doc, "nonce")), NONCE_ALPHABET) !=
-		    NONCE_B64URL_LEN) {
+	    !nonce_text_ok(json_object_get(doc, "nonce"))) {
 		problem_detail(&resp, why, sizeof(why));
 		ret = fail(FLOW_CHALLENGE, err, errlen, "no challenge from the attestation service: %s", why);
 		goto out;
 	}
-	if ((*nonce = strdup(json_string_value(json_object_get(doc, "nonce")))) == NULL) {
-		ret = fail(FLOW_CHALLENGE, err, errlen, "out of memory");
+	list = json_object_get(doc, "nonces");
+	n = list != NULL ? json_array_size(list) : 1;
+	if (list != NULL && (!json_is_array(list) || n < 1 || n > want ||
+			     !json_equal(json_array_get(list, 0), json_object_get(doc, "nonce")))) {
+		ret = fail(FLOW_CHALLENGE, err, errlen, "no challenge from the attestation service: "
+			   "\"nonces\" is not a list of 1 to %u nonces that starts with \"nonce\"", want);
 		goto out;
 	}
+	for (i = 0; i < n; i++) {
+		v = list != NULL ? json_array_get(list, i) : json_object_get(doc, "nonce");
+		if (!nonce_text_ok(v)) {
+			ret = fail(FLOW_CHALLENGE, err, errlen, "no challenge from the attestation "
+				   "service: nonce %zu is not 43 base64url characters", i);
+			goto out;
+		}
+		memcpy(out[i], json_string_value(v), NONCE_B64URL_LEN + 1);
+	}
+	*got = n;
 	if (ttl_s != NULL) {
 		ttl = json_integer_value(json_object_get(doc, "ttl"));
 		*ttl_s = ttl > 0 ? (unsigned long)ttl : 0;
@@ -243,17 +276,20 @@ out:
 
 /*
  * Nonces fetched ahead.  The challenge is a round trip to attestd (0.15 ms on
- * loopback, more across a network) on the critical path of every flow.  A
- * thread of the daemon fetches one nonce for each one a flow took (up to
- * NONCE_RESERVE_MAX), while that flow gets its report and attests, so the
- * next flow starts without the round trip; when no flow runs, nothing is
- * fetched.  A nonce is kept for at most half the lifetime attestd gave it
- * (and NONCE_RESERVE_MAX_S), so it is still live when used; attestd checks
- * freshness and single use exactly as for any other.  One that attestd
- * refuses anyway (it restarted and forgot it) costs the flow one more
- * attempt with a fresh challenge (flow_provision).
+ * loopback, more across a network) on the critical path of every flow, and
+ * an HTTPS exchange that costs both sides CPU.  A thread of the daemon keeps
+ * a stock of up to NONCE_RESERVE_MAX nonces for the flows to take: once
+ * flows have taken it down to NONCE_RESERVE_LOW, it refills the stock with
+ * one batched challenge (api-attestd.md), so a busy agent makes one challenge
+ * request per eight flows or so instead of one per flow.  When no flow runs,
+ * nothing is fetched.  A nonce is kept for at most half the lifetime attestd
+ * gave it (and NONCE_RESERVE_MAX_S), so it is still live when used; attestd
+ * checks freshness and single use exactly as for any other.  One that
+ * attestd refuses anyway (it restarted and forgot it) costs the flow one
+ * more attempt with a fresh challenge (flow_provision).
  */
-#define NONCE_RESERVE_MAX 4u
+#define NONCE_RESERVE_MAX CHALLENGE_BATCH_MAX
+#define NONCE_RESERVE_LOW (NONCE_RESERVE_MAX / 2)
 #define NONCE_RESERVE_MAX_S 60u
 #define NONCE_RESERVE_RETRY_S 1 /* after a failed challenge: attestd may be down */
 #define NONCE_RESERVE_TIMEOUT_MS 2000
@@ -265,8 +301,8 @@ struct nonce_reserve {
 	bool running, stop;
 	const struct flow_config *cfg;
 	http_pool *pool; /* its own kept connection: the flows' stay theirs */
-	unsigned wanted; /* nonces taken (or missed) since the thread last fetched */
-	size_t n;
+	bool wanted;     /* a flow took a nonce (or found none) since the last refill */
+	size_t n;        /* the stock: e[0 .. n), taken from the end */
 	struct {
 		char nonce[NONCE_B64URL_LEN + 1];
 		unsigned long until_us; /* mono_us() */
@@ -304,12 +340,14 @@ static void *
 reserve_main(void *arg)
 {
 	struct nonce_reserve *r = arg;
-	char *nonce = NULL, err[FLOW_ERR_MAX];
-	unsigned long ttl, keep;
+	char got[NONCE_RESERVE_MAX][NONCE_B64URL_LEN + 1], err[FLOW_ERR_MAX];
+	unsigned long ttl, keep, until_us;
 	struct flow_stats st;
 	struct timespec until;
-	/* One short attempt per nonce: a flow that finds none asks for its own,
-	 * and stopping the daemon waits for at most this request. */
+	size_t i, n;
+	unsigned want;
+	/* One short attempt per refill: a flow that finds no nonce asks for its
+	 * own, and stopping the daemon waits for at most this request. */
 	struct flow_config once = *r->cfg;
 
 	once.http.attempts = 1;
@@ -319,15 +357,16 @@ reserve_main(void *arg)
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
-		if (r->wanted == 0 || r->n >= NONCE_RESERVE_MAX) {
+		if (!r->wanted || r->n > NONCE_RESERVE_LOW) {
 			pthread_cond_wait(&r->wake, &r->lock);
 			continue;
 		}
-		r->wanted--;
+		r->wanted = false;
+		want = (unsigned)(NONCE_RESERVE_MAX - r->n);
 		pthread_mutex_unlock(&r->lock);
 		memset(&st, 0, sizeof(st));
 		ttl = 0;
-		if (challenge(&once, &nonce, &ttl, &st, err, sizeof(err)) != FLOW_OK) {
+		if (challenge(&once, want, got, &n, &ttl, &st, err, sizeof(err)) != FLOW_OK) {
 			pthread_mutex_lock(&r->lock);
 			/* The flows ask for their own meanwhile; try again later. */
 			(void)clock_gettime(CLOCK_REALTIME, &until);
@@ -338,14 +377,14 @@ reserve_main(void *arg)
 			continue;
 		}
 		keep = ttl / 2 < NONCE_RESERVE_MAX_S ? ttl / 2 : NONCE_RESERVE_MAX_S;
+		until_us = mono_us() + keep * 1000000ul;
 		pthread_mutex_lock(&r->lock);
-		if (keep > 0 && r->n < NONCE_RESERVE_MAX) {
-			(void)snprintf(r->e[r->n].nonce, sizeof(r->e[r->n].nonce), "%s", nonce);
-			r->e[r->n].until_us = mono_us() + keep * 1000000ul;
-			r->n++;
+		/* Flows took from the stock meanwhile, never added to it: all fit. */
+		for (i = 0; keep > 0 && i < n && r->n < NONCE_RESERVE_MAX; i++, r->n++) {
+			memcpy(r->e[r->n].nonce, got[i], sizeof(r->e[r->n].nonce));
+			r->e[r->n].until_us = until_us;
 		}
-		free(nonce);
-		nonce = NULL;
+		OPENSSL_cleanse(got, sizeof(got));
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -382,8 +421,20 @@ nonce_reserve_free(struct nonce_reserve *r)
 	free(r);
 }
 
-/* A live nonce from the reserve (malloc'ed), or NULL; either way the thread
- * is asked for one more. */
+/* Drops the stock: attestd refused a nonce from it as unknown. */
+static void
+nonce_reserve_flush(struct nonce_reserve *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->lock);
+	OPENSSL_cleanse(r->e, sizeof(r->e));
+	r->n = 0;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* A live nonce from the stock (malloc'ed), or NULL; either way the thread
+ * learns that flows are running (it refills once the stock is low). */
 static char *
 nonce_reserve_take(struct nonce_reserve *r)
 {
@@ -398,10 +449,9 @@ nonce_reserve_take(struct nonce_reserve *r)
 		if (r->e[r->n].until_us > now)
 			nonce = strdup(r->e[r->n].nonce);
 	}
-	if (r->running && r->wanted < NONCE_RESERVE_MAX) {
-		r->wanted++;
+	r->wanted = true;
+	if (r->running && r->n <= NONCE_RESERVE_LOW)
 		pthread_cond_signal(&r->wake);
-	}
 	pthread_mutex_unlock(&r->lock);
 	return nonce;
 }
@@ -465,8 +515,16 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	t0 = mono_us();
 	if (use_reserve && (nonce = nonce_reserve_take(cfg->nonces)) != NULL) {
 		*reserved = true;
-	} else if ((ret = challenge(cfg, &nonce, NULL, st, err, errlen)) != FLOW_OK) {
-		goto out;
+	} else {
+		char fresh[1][NONCE_B64URL_LEN + 1];
+		size_t got = 0;
+
+		if ((ret = challenge(cfg, 1, fresh, &got, NULL, st, err, errlen)) != FLOW_OK)
+			goto out;
+		if ((nonce = strdup(fresh[0])) == NULL) {
+			ret = fail(FLOW_CHALLENGE, err, errlen, "out of memory");
+			goto out;
+		}
 	}
 	step_done(st, 0, &t0);
 
@@ -505,7 +563,10 @@ flow_run(const struct flow_config *cfg, const char *name, unsigned long version,
 	    !json_is_string(json_object_get(doc, "token"))) {
 		problem_detail(&resp, why, sizeof(why));
 		if (*reserved && resp.status == 403 && problem_check_is(&resp, "nonce")) {
-			*again = AGAIN_NOW; /* attestd no longer knows it (restarted) */
+			/* attestd no longer knows it (it restarted): the rest of the
+			 * stock came from the same attestd and is as stale. */
+			nonce_reserve_flush(cfg->nonces);
+			*again = AGAIN_NOW;
 		} else if (!send_table && resp.status == 503 &&
 			   problem_check_is(&resp, "collateral")) {
 			__atomic_store_n(cfg->table_accepted, 0, __ATOMIC_RELEASE);

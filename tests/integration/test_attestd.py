@@ -329,6 +329,53 @@ issuer = https://attestd.test
         expect_reject(env, "nonce consumed by a malformed attempt", "nonce",
                       attest(env, nonce, rep, tab, pub))
 
+        # ---- batched challenges: up to 16 nonces per request, each single-use
+        st, ct, b = http("POST", env.url + "/v1/challenge", {"count": 5})
+        batch = json.loads(b) if st == 200 else {}
+        got = batch.get("nonces", [])
+        if (st != 200 or len(got) != 5 or len(set(got)) != 5 or batch.get("nonce") != got[0]
+                or any(len(n) != 43 for n in got) or batch.get("ttl") != 3):
+            fail(f"challenge count 5: {st} {b[:300]}")
+        else:
+            ok("challenge count 5: five distinct nonces, \"nonce\" is the first")
+            for i in (0, 4):  # the first and the last are both live, once each
+                rep_b, tab_b = get_report(env, binding(got[i], pub))
+                st, ct, j = attest(env, got[i], rep_b, tab_b, pub)
+                if st != 200:
+                    fail(f"batched nonce {i}: {st} {j}")
+                expect_reject(env, f"batched nonce {i} reused", "nonce",
+                              attest(env, got[i], rep_b, tab_b, pub))
+        for body in ({}, {"count": 1}):
+            st, ct, b = http("POST", env.url + "/v1/challenge", body)
+            j = json.loads(b) if st == 200 else {}
+            if st != 200 or len(j.get("nonce", "")) != 43 or "nonces" in j:
+                fail(f"challenge {body}: {st} {b[:200]}")
+        ok("challenge {} and count 1: one nonce, no list")
+        for name, raw in (("count 0", b'{"count":0}'), ("count 17", b'{"count":17}'),
+                          ("count a string", b'{"count":"3"}'), ("count 2.5", b'{"count":2.5}'),
+                          ("count negative", b'{"count":-1}'), ("body a list", b"[]"),
+                          ("body not JSON", b"count=3")):
+            st, ct, b = http("POST", env.url + "/v1/challenge", raw=raw)
+            if st != 400 or "problem+json" not in ct:
+                fail(f"challenge {name}: {st} {ct} {b[:200]}")
+            elif name.startswith("count") and json.loads(b).get("check") != "count":
+                fail(f"challenge {name}: not named: {b[:200]}")
+        ok("challenge: a bad count or body is 400 and names count")
+        # A store with room for three: a batch of five gives three, then 503.
+        capcfg = os.path.join(env.tmp, "attestd-cap.ini")
+        with open(cfg) as f, open(capcfg, "w") as g:
+            g.write(f.read().replace(f"state_dir = {env.state}\n",
+                                     f"state_dir = {env.state}-cap\nnonce_cap = 3\n"))
+        capd, words = start([ATTESTD, "--config", capcfg], "attestd: listening")
+        st, ct, b = http("POST", words[2] + "/v1/challenge", {"count": 5})
+        st2, ct2, b2 = http("POST", words[2] + "/v1/challenge", {"count": 2})
+        stop(capd)
+        if st != 200 or len(json.loads(b).get("nonces", [])) != 3 or st2 != 503 \
+                or json.loads(b2).get("check") != "nonce_store":
+            fail(f"batch into a nearly full store: {st} {b[:200]} then {st2} {b2[:200]}")
+        else:
+            ok("a batch into a store with room for 3 gives 3; the next is 503 nonce_store")
+
         # ---- binding
         j = expect_reject(env, "REPORT_DATA not binding the nonce", "binding.report_data",
                           flow(env, pub, nonce_for_binding=unknown))

@@ -98,41 +98,22 @@ def setup_services(tmp, roots, measurement):
     return attestd, aurl, provd, purl, secret
 
 
-class BadNonceAS(http.server.BaseHTTPRequestHandler):
-    """An attestation service whose challenge carries a nonce of the right
-    length with a quote in it (it would break out of the attest request's
-    JSON); records the paths asked."""
+def fresh_nonce():
+    return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+
+
+class FakeAS(http.server.BaseHTTPRequestHandler):
+    """A scripted attestation service: answer(path) gives (status, content
+    type, body); every path asked is recorded in the subclass's `paths`."""
     paths = []
 
-    def do_POST(self):
-        BadNonceAS.paths.append(self.path)
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        body = json.dumps({"nonce": 'A",' + "A" * 40}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
-
-
-class BusyAS(http.server.BaseHTTPRequestHandler):
-    """An attestation service that gives nonces but answers every attest
-    503; records the paths asked."""
-    paths = []
+    def answer(self, path):
+        raise NotImplementedError
 
     def do_POST(self):
-        BusyAS.paths.append(self.path)
+        type(self).paths.append(self.path)
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.path == "/v1/challenge":
-            status, ctype = 200, "application/json"
-            body = {"nonce": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")}
-        else:
-            status, ctype = 503, "application/problem+json"
-            body = {"type": "about:blank", "title": "Busy", "status": 503,
-                    "detail": "busy-for-the-test", "check": "unavailable"}
+        status, ctype, body = self.answer(self.path)
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -142,6 +123,37 @@ class BusyAS(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
+
+
+class BadNonceAS(FakeAS):
+    """Its challenge carries a nonce of the right length with a quote in it
+    (it would break out of the attest request's JSON)."""
+    paths = []
+
+    def answer(self, path):
+        return 200, "application/json", {"nonce": 'A",' + "A" * 40}
+
+
+class ListAS(FakeAS):
+    """Its challenge answers a request for one nonce with a list of two (more
+    than asked for)."""
+    paths = []
+
+    def answer(self, path):
+        two = [fresh_nonce(), fresh_nonce()]
+        return 200, "application/json", {"nonce": two[0], "nonces": two}
+
+
+class BusyAS(FakeAS):
+    """It gives nonces but answers every attest 503."""
+    paths = []
+
+    def answer(self, path):
+        if path == "/v1/challenge":
+            return 200, "application/json", {"nonce": fresh_nonce()}
+        return 503, "application/problem+json", {
+            "type": "about:blank", "title": "Busy", "status": 503,
+            "detail": "busy-for-the-test", "check": "unavailable"}
 
 
 def provision(vm, pub, out, aurl, purl, extra=()):
@@ -230,6 +242,15 @@ def main():
             check(r.returncode == 1 and "no challenge" in r.stderr and not os.path.exists(out2)
                   and BadNonceAS.paths == ["/v1/challenge"],
                   f"nonce outside base64url refused: {r.stderr.strip()} {BadNonceAS.paths}")
+            # More nonces than asked for: refused at the challenge.
+            lst = http.server.HTTPServer(("127.0.0.1", 0), ListAS)
+            threading.Thread(target=lst.serve_forever, daemon=True).start()
+            r = provision(vm, pub, out2, f"http://127.0.0.1:{lst.server_address[1]}", purl,
+                          ["--config", cfg])
+            lst.shutdown()
+            check(r.returncode == 1 and "no challenge" in r.stderr and "nonces" in r.stderr
+                  and not os.path.exists(out2) and ListAS.paths == ["/v1/challenge"],
+                  f"a challenge with more nonces than asked for refused: {r.stderr.strip()}")
             # attestd spends the nonce on every answer: a 503 to an attest is
             # not repeated with the same body, the flow runs again from a new
             # challenge (attempts = 2), and the last reason is reported.
