@@ -551,20 +551,12 @@ out:
 }
 
 int
-secret_jwe(const json_t *to, const uint8_t *pt, size_t len, char **jwe)
+secret_jwe(EVP_PKEY *to, const uint8_t *pt, size_t len, char **jwe)
 {
-	EVP_PKEY *peer = NULL;
-	char *text = NULL;
 	size_t tl = 0;
-	int r = -1;
 
 	/* src/common/jwe.c, not cjose: half the cost per release (docs/jwe.md). */
-	if (jwe_p256_from_jwk(to, &peer) != 0 ||
-	    jwe_encrypt_ecdhes(peer, "application/json", pt, len, &text, &tl) != 0)
-		goto out;
-	*jwe = text;
-	r = 0;
-out:
-	EVP_PKEY_free(peer);
-	return r;
+	if (to == NULL || jwe_encrypt_ecdhes(to, "application/json", pt, len, jwe, &tl) != 0)
+		return -1;
+	return 0;
 }

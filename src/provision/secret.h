@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "provision/store.h"
 
@@ -46,8 +47,9 @@ __attribute__((warn_unused_result)) int secret_payload(const store_item *it, cha
 void secret_cache_clear(void);
 
 /* Compact JWE (alg ECDH-ES, enc A256GCM, cty application/json) of pt to the
- * P-256 public JWK `to` (common/jwe.h).  *jwe is malloc'ed (caller frees). */
-__attribute__((warn_unused_result)) int secret_jwe(const json_t *to, const uint8_t *pt, size_t len,
+ * P-256 public key `to`, the token's checked cnf key (common/jwe.h).  *jwe is
+ * malloc'ed (caller frees). */
+__attribute__((warn_unused_result)) int secret_jwe(EVP_PKEY *to, const uint8_t *pt, size_t len,
 						   char **jwe);
 
 #endif

@@ -411,7 +411,7 @@ h_release(provd_server *s, struct evhttp_request *req, const char *name, const c
 		goto out;
 	}
 	if (secret_payload(it, &payload, &plen) != 0 ||
-	    secret_jwe(t->cnf_jwk, (const uint8_t *)payload, plen, &jwe) != 0) {
+	    secret_jwe(t->cnf_key, (const uint8_t *)payload, plen, &jwe) != 0) {
 		INC(s->m_errors);
 		prov_log("error", "release %s: cannot build the JWE", name);
 		/* The allow above is followed by what happened instead. */

@@ -37,7 +37,7 @@ prov_jwks_free(prov_jwks *k)
 }
 
 int
-prov_check_p256_public(const json_t *jwk, char *why, size_t whylen)
+prov_p256_public_key(const json_t *jwk, EVP_PKEY **key, char *why, size_t whylen)
 {
 	const char *kty = json_string_value(json_object_get(jwk, "kty"));
 	const char *crv = json_string_value(json_object_get(jwk, "crv"));
@@ -72,11 +72,23 @@ prov_check_p256_public(const json_t *jwk, char *why, size_t whylen)
 		(void)snprintf(why, whylen, "the point is not on P-256");
 		goto out;
 	}
+	*key = pk;
+	pk = NULL;
 	r = 0;
 out:
 	EVP_PKEY_free(pk);
 	free(xb);
 	free(yb);
+	return r;
+}
+
+int
+prov_check_p256_public(const json_t *jwk, char *why, size_t whylen)
+{
+	EVP_PKEY *pk = NULL;
+	int r = prov_p256_public_key(jwk, &pk, why, whylen);
+
+	EVP_PKEY_free(pk);
 	return r;
 }
 
@@ -143,6 +155,7 @@ prov_token_free(prov_token *t)
 	if (t == NULL)
 		return;
 	json_decref(t->claims);
+	EVP_PKEY_free(t->cnf_key);
 	free(t);
 }
 
@@ -187,6 +200,7 @@ prov_token_verify(const prov_jwks *keys, const char *issuer, unsigned skew, time
 	uint8_t *hdr_bytes = NULL, *payload = NULL;
 	size_t hlen = 0, plen = 0, i;
 	json_t *hdr = NULL, *claims = NULL, *cnf, *cpu0, *st;
+	EVP_PKEY *cnf_key = NULL;
 	const cjose_jwk_t *key = NULL;
 	cjose_jws_t *jws = NULL;
 	cjose_err ce;
@@ -285,7 +299,8 @@ prov_token_verify(const prov_jwks *keys, const char *issuer, unsigned skew, time
 		(void)snprintf(why, whylen, "claim \"cnf.jwk\" missing (no transfer key)");
 		goto out;
 	}
-	if (prov_check_p256_public(cnf, kw, sizeof(kw)) != 0) {
+	/* Imported once: the release encrypts to this very key (secret_jwe). */
+	if (prov_p256_public_key(cnf, &cnf_key, kw, sizeof(kw)) != 0) {
 		(void)snprintf(why, whylen, "claim \"cnf.jwk\": %s", kw);
 		goto out;
 	}
@@ -302,6 +317,8 @@ prov_token_verify(const prov_jwks *keys, const char *issuer, unsigned skew, time
 	t->claims = claims;
 	claims = NULL;
 	t->cnf_jwk = cnf;
+	t->cnf_key = cnf_key;
+	cnf_key = NULL;
 	t->cpu0 = cpu0;
 	t->jti = str_or_empty(t->claims, "jti");
 	t->ear_status = json_string_value(st);
@@ -310,6 +327,7 @@ prov_token_verify(const prov_jwks *keys, const char *issuer, unsigned skew, time
 	*out = t;
 	r = 0;
 out:
+	EVP_PKEY_free(cnf_key);
 	cjose_jws_release(jws);
 	json_decref(claims);
 	json_decref(hdr);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #define TOKEN_MAX_LEN 16384u /* bytes of a compact JWS we accept */
 #define TOKEN_WHY_MAX 256u
@@ -34,6 +35,7 @@ void prov_jwks_free(prov_jwks *k);
 typedef struct prov_token {
 	json_t *claims;           /* the whole claims set (owned) */
 	const json_t *cnf_jwk;    /* borrowed from claims */
+	EVP_PKEY *cnf_key;        /* cnf_jwk as checked and imported (owned) */
 	const json_t *cpu0;       /* submods.cpu0, borrowed */
 	const char *jti;          /* "" when absent */
 	const char *ear_status;   /* submods.cpu0 "ear.status" */
@@ -56,7 +58,10 @@ __attribute__((warn_unused_result)) int prov_token_verify(const prov_jwks *keys,
 /* RFC 7638 thumbprint (base64url SHA-256) of an EC public JWK into out[44]. */
 __attribute__((warn_unused_result)) int prov_jwk_thumbprint(const json_t *jwk, char out[44]);
 
-/* Is jwk an EC P-256 public key (kty, crv, 32-byte x and y on the curve, no d)? */
+/* Is jwk an EC P-256 public key (kty, crv, 32-byte x and y on the curve, no d)?
+ * prov_p256_public_key also gives it as a key (*key, the caller frees it). */
+__attribute__((warn_unused_result)) int prov_p256_public_key(const json_t *jwk, EVP_PKEY **key,
+							     char *why, size_t whylen);
 __attribute__((warn_unused_result)) int prov_check_p256_public(const json_t *jwk, char *why,
 							       size_t whylen);
 

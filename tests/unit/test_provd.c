@@ -34,6 +34,7 @@
 #include "provision/seal.h"
 #include "provision/secret.h"
 #include "provision/store.h"
+#include "common/jwe.h"
 #include "provision/token.h"
 #include "provision/util.h"
 #include "testsupport.h"
@@ -133,6 +134,16 @@ test_token_valid(void **state)
 	assert_string_equal(t->ear_status, "affirming");
 	assert_string_equal(t->jti, "4f1c0b3a-demo");
 	assert_true(json_equal(t->cnf_jwk, json_object_get(b, "tee_pubkey")));
+	{
+		/* The release encrypts to cnf_key: it is the very point of cnf.jwk. */
+		json_t *back = NULL;
+
+		assert_non_null(t->cnf_key);
+		assert_int_equal(jwe_p256_public_jwk(t->cnf_key, &back), 0);
+		assert_true(json_equal(json_object_get(back, "x"), json_object_get(t->cnf_jwk, "x")));
+		assert_true(json_equal(json_object_get(back, "y"), json_object_get(t->cnf_jwk, "y")));
+		json_decref(back);
+	}
 	prov_token_free(t);
 	/* still accepted on the last day of 2099, not after (exp 2100-01-01, skew 60) */
 	assert_int_equal(verify_vec("valid-until-2099", 4102444800 + 60, 60, ISSUER, NULL, why,
@@ -245,7 +256,7 @@ release_and_decrypt(const char *name)
 				      "\"persist\":true,\"access\":null,\"require_attestation\":0}";
 	assert_int_equal(verify_vec(name, time(NULL), 60, ISSUER, &t, why, sizeof(why)), 0);
 	assert_int_equal(secret_payload(&it, &payload, &plen), 0);
-	assert_int_equal(secret_jwe(t->cnf_jwk, (const uint8_t *)payload, plen, &jwe), 0);
+	assert_int_equal(secret_jwe(t->cnf_key, (const uint8_t *)payload, plen, &jwe), 0);
 	OPENSSL_secure_clear_free(payload, plen + 1);
 	/* compact, five parts, never the key in clear */
 	assert_null(strstr(jwe, "AAECAwQF"));
