@@ -104,7 +104,8 @@ def fresh_nonce():
 
 class FakeAS(http.server.BaseHTTPRequestHandler):
     """A scripted attestation service: answer(path) gives (status, content
-    type, body); every path asked is recorded in the subclass's `paths`."""
+    type, body), or None to hang up; every path asked is recorded in the
+    subclass's `paths`."""
     paths = []
 
     def answer(self, path):
@@ -113,7 +114,11 @@ class FakeAS(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         type(self).paths.append(self.path)
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        status, ctype, body = self.answer(self.path)
+        got = self.answer(self.path)
+        if got is None:  # hang up without an answer
+            self.close_connection = True
+            return
+        status, ctype, body = got
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -154,6 +159,16 @@ class BusyAS(FakeAS):
         return 503, "application/problem+json", {
             "type": "about:blank", "title": "Busy", "status": 503,
             "detail": "busy-for-the-test", "check": "unavailable"}
+
+
+class HangUpAS(FakeAS):
+    """It gives nonces but hangs up on every attest (a transport failure)."""
+    paths = []
+
+    def answer(self, path):
+        if path == "/v1/challenge":
+            return 200, "application/json", {"nonce": fresh_nonce()}
+        return None
 
 
 def provision(vm, pub, out, aurl, purl, extra=()):
@@ -263,6 +278,16 @@ def main():
             check(r.returncode == 1 and "busy-for-the-test" in r.stderr
                   and not os.path.exists(out2) and BusyAS.paths == want,
                   f"attest 503: a new challenge per attempt: {r.stderr.strip()} {BusyAS.paths}")
+            # The same after a transport failure: no answer at all to the attest.
+            hang = http.server.HTTPServer(("127.0.0.1", 0), HangUpAS)
+            threading.Thread(target=hang.serve_forever, daemon=True).start()
+            r = provision(vm, pub, out2, f"http://127.0.0.1:{hang.server_address[1]}", purl,
+                          ["--config", cfg])
+            hang.shutdown()
+            check(r.returncode == 1 and "unreachable" in r.stderr
+                  and not os.path.exists(out2) and HangUpAS.paths == want,
+                  f"attest hung up: a new challenge per attempt: {r.stderr.strip()} "
+                  f"{HangUpAS.paths}")
 
         with Snpsimd(SNPSIMD, boot + ["--boot-append", good_append + " init=/bin/sh"],
                      state_dir=state) as vm:
