@@ -139,7 +139,7 @@ def main():
         with open(release, "w") as f:
             json.dump({"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}, f)
         adm = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token"), "--cacert", ca]
-        for i in range(WARMUP + 2 * FLOWS):
+        for i in range(WARMUP + 3 * FLOWS):
             name = f"{PREFIX}{i}"
             for argv in ([NITRIDE, "secret", "put", name, "--type", "p256", "--value-file", pem],
                          [NITRIDE, "policy", "set", name, release]):
