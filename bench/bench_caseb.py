@@ -148,7 +148,10 @@ def main():
                     raise RuntimeError(f"{' '.join(argv[1:3])} {name}: {r.stderr.strip()}")
 
         nlog_path = os.path.join(tmp, "nitrided.log")
-        with Snpsimd(SNPSIMD, boot, state_dir=state) as vm, open(nlog_path, "w") as nlog:
+        # --quiet: no line per request on stderr, which a Python thread of this
+        # script would read (and wake for) during the timed flows.
+        with Snpsimd(SNPSIMD, boot + ["--quiet"], state_dir=state) as vm, \
+                open(nlog_path, "w") as nlog:
             ncfg = os.path.join(tmp, "nitrided.ini")
             nsock = os.path.join(tmp, "nitrided.sock")
             # CB_NITRIDED_EXTRA: more nitrided.ini lines, for A/B runs of one
