@@ -14,20 +14,17 @@ P-256 key, whose public half checks every signature).
 Usage: bench_caseb.py BENCH_CASEB SNPSIMD ATTESTD PROVD NITRIDED NITRIDE VHSMD VHSM
                       [--flows N] [--warmup W]
 """
-import base64
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from simtest import Snpsimd, closed_port, stop  # noqa: E402
+import services  # noqa: E402
+from simtest import Snpsimd, stop  # noqa: E402
 
 BENCH, SNPSIMD, ATTESTD, PROVD, NITRIDED, NITRIDE, VHSMD, VHSM = sys.argv[1:9]
 ARGS = sys.argv[9:]
@@ -35,46 +32,6 @@ FLOWS = int(ARGS[ARGS.index("--flows") + 1]) if "--flows" in ARGS else 24
 WARMUP = int(ARGS[ARGS.index("--warmup") + 1]) if "--warmup" in ARGS else 4
 ISSUER = "https://attestd.bench.test"
 PREFIX = "cb-bench-"
-
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
-
-
-def tls_files(tmp):
-    """A CA and a server certificate for IP 127.0.0.1 signed by it (as scripts/demo.sh)."""
-    ca, cakey = os.path.join(tmp, "ca.pem"), os.path.join(tmp, "ca.key")
-    crt, key, csr = (os.path.join(tmp, n) for n in ("tls.crt", "tls.key", "tls.csr"))
-    ext = os.path.join(tmp, "san.ext")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-days", "1", "-subj", "/CN=bench CA", "-keyout", cakey, "-out", ca)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr)
-    with open(ext, "w") as f:
-        f.write("subjectAltName = IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey, "-CAcreateserial", "-days", "1",
-            "-extfile", ext, "-out", crt)
-    return ca, crt, key
-
-
-def start(argv, prefix, log=None):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True)
-    line = p.stdout.readline()
-    if not line.startswith(prefix):
-        p.kill()
-        p.wait()
-        raise RuntimeError(f"{argv[0]} did not start: {line!r}")
-    return p, line.split()[2]
-
-
-def wait_path(path, proc, what):
-    for _ in range(400):
-        if os.path.exists(path):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited ({proc.returncode})")
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not create {path}")
 
 
 def main():
@@ -99,53 +56,24 @@ def main():
         state, roots = os.path.join(tmp, "chip"), os.path.join(tmp, "roots")
         subprocess.run([SNPSIMD, "--state-dir", state, "--export-roots", roots], check=True,
                        capture_output=True, timeout=120)
-        ca, crt, key = tls_files(tmp)
-
-        pol = os.path.join(tmp, "attest-policy.json")
-        with open(pol, "w") as f:
-            json.dump({"measurements": [measurement], "vmpls": [0], "signing_keys": ["vcek"],
-                       "products": ["genoa"], "guest_policy": {"allow_debug": False}}, f)
-        acfg = os.path.join(tmp, "attestd.ini")
-        with open(acfg, "w") as f:
-            f.write(f"[attestd]\nlisten = 127.0.0.1:0\ntls_cert = {crt}\ntls_key = {key}\n"
-                    f"state_dir = {tmp}/attestd\npolicy = {pol}\nextra_roots_dir = {roots}\n"
-                    f"kds_url = http://127.0.0.1:{closed_port()}\nkds_retries = 1\nkds_timeout = 5\n"
-                    f"issuer = {ISSUER}\nworkers = 2\n")
-        attestd, aurl = start([ATTESTD, "--config", acfg], "attestd: listening")
+        tls = services.tls_files(tmp)
+        ca, crt, key = tls
+        attestd, aurl, _ = services.start_attestd(ATTESTD, tmp, roots, measurement, ISSUER, tls)
         procs.append(attestd)
-        ctx = ssl.create_default_context(cafile=ca)
-        with open(os.path.join(tmp, "as.jwks"), "wb") as f:
-            f.write(urllib.request.urlopen(aurl + "/v1/jwks", timeout=10, context=ctx).read())
-
-        admin = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
-        h = subprocess.run([PROVD, "--hash-token"], input=admin, capture_output=True, text=True,
-                           check=True, timeout=30).stdout.strip()
-        with open(os.path.join(tmp, "tokens"), "w") as f:
-            f.write(f"admin {h} bench\n")
-        with open(os.path.join(tmp, "admin.token"), "w") as f:
-            f.write(admin + "\n")
-        pcfg = os.path.join(tmp, "provd.ini")
-        with open(pcfg, "w") as f:
-            f.write(f"[provd]\nlisten = 127.0.0.1:0\ntls_cert = {crt}\ntls_key = {key}\n"
-                    f"state_dir = {tmp}/provd\nas_jwks = {tmp}/as.jwks\nissuer = {ISSUER}\n"
-                    f"admin_tokens = {tmp}/tokens\nworkers = 2\n")
-        provd, purl = start([PROVD, "--config", pcfg], "provd: listening")
+        provd, purl, adm = services.start_provd(PROVD, tmp, ISSUER, tls)
         procs.append(provd)
 
         pem, pub = os.path.join(tmp, "sign.pem"), os.path.join(tmp, "sign.pub.pem")
-        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pem)
-        openssl("pkey", "-in", pem, "-pubout", "-out", pub)
-        release = os.path.join(tmp, "release.json")
-        with open(release, "w") as f:
-            json.dump({"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}, f)
-        adm = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token"), "--cacert", ca]
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", pem], check=True, capture_output=True,
+                       timeout=60)
+        subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-out", pub], check=True,
+                       capture_output=True, timeout=60)
+        release = services.release_policy(measurement)
         for i in range(WARMUP + 3 * FLOWS):
-            name = f"{PREFIX}{i}"
-            for argv in ([NITRIDE, "secret", "put", name, "--type", "p256", "--value-file", pem],
-                         [NITRIDE, "policy", "set", name, release]):
-                r = subprocess.run(argv + adm, capture_output=True, text=True, timeout=60)
-                if r.returncode != 0:
-                    raise RuntimeError(f"{' '.join(argv[1:3])} {name}: {r.stderr.strip()}")
+            why = services.put_secret(NITRIDE, adm, tmp, f"{PREFIX}{i}", "p256", pem, release)
+            if why is not None:
+                raise RuntimeError(why)
 
         nlog_path = os.path.join(tmp, "nitrided.log")
         # --quiet: no line per request on stderr, which a Python thread of this
@@ -164,7 +92,7 @@ def main():
                                    "--snp", "sim:" + vm.socket],
                                   stdout=subprocess.DEVNULL, stderr=nlog)
             procs.append(nd)
-            wait_path(nsock, nd, "nitrided")
+            services.wait_path(nsock, nd, "nitrided")
             vsock = os.path.join(tmp, "vhsmd.sock")
             vpol = os.path.join(tmp, "vhsm-policy.json")
             with open(vpol, "w") as f:
@@ -179,7 +107,7 @@ def main():
             vd = subprocess.Popen([VHSMD, "--config", vcfg], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
             procs.append(vd)
-            wait_path(vsock, vd, "vhsmd")
+            services.wait_path(vsock, vd, "vhsmd")
             r = subprocess.run([BENCH, "--socket", vsock, "--prefix", PREFIX, "--warmup", str(WARMUP),
                                 "--flows", str(FLOWS), "--pubkey", pub, "--tls-cert", crt,
                                 "--tls-key", key, "--tls-ca", ca, "--nitrided-log", nlog_path],

@@ -3,7 +3,6 @@
 Start it in a temporary state directory, wait (bounded) for its announcement
 line, and always stop it.  Only Unix sockets and 127.0.0.1 are used.
 """
-import os
 import socket
 import struct
 import re

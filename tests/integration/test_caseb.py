@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import services  # noqa: E402
 from simtest import Snpsimd, closed_port, stop  # noqa: E402
 
 try:
@@ -37,65 +37,6 @@ def check(cond, msg):
     print(("ok " if cond else "FAIL: ") + msg)
     if not cond:
         failures.append(msg)
-
-
-def start(argv, prefix):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    if not line.startswith(prefix):
-        p.kill()
-        raise RuntimeError(f"{argv[0]} did not start: {line!r} {p.stderr.read()}")
-    return p, line.split()[2]
-
-
-def setup_services(tmp, roots, measurement):
-    """attestd allowing exactly `measurement`; provd holding root-disk."""
-    policy = {"measurements": [measurement], "vmpls": [0], "signing_keys": ["vcek"],
-              "products": ["genoa"], "guest_policy": {"allow_debug": False}}
-    pol = os.path.join(tmp, "attest-policy.json")
-    with open(pol, "w") as f:
-        json.dump(policy, f)
-    acfg = os.path.join(tmp, "attestd.ini")
-    with open(acfg, "w") as f:
-        # The simulator's ARK is pinned explicitly (extra_roots_dir); the
-        # certificates come from the extended report, the KDS is never needed.
-        f.write(f"[attestd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
-                f"state_dir = {tmp}/attestd\npolicy = {pol}\nextra_roots_dir = {roots}\n"
-                f"kds_url = http://127.0.0.1:{closed_port()}\nkds_retries = 1\nkds_timeout = 5\n"
-                f"issuer = {ISSUER}\nworkers = 2\n")
-    attestd, aurl = start([ATTESTD, "--config", acfg], "attestd: listening")
-    jwks = urllib.request.urlopen(aurl + "/v1/jwks", timeout=10).read()
-    with open(os.path.join(tmp, "as.jwks"), "wb") as f:
-        f.write(jwks)
-
-    admin = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
-    h = subprocess.run([PROVD, "--hash-token"], input=admin, capture_output=True, text=True,
-                       check=True, timeout=30).stdout.strip()
-    with open(os.path.join(tmp, "tokens"), "w") as f:
-        f.write(f"admin {h} test\n")
-    with open(os.path.join(tmp, "admin.token"), "w") as f:
-        f.write(admin + "\n")
-    pcfg = os.path.join(tmp, "provd.ini")
-    with open(pcfg, "w") as f:
-        f.write(f"[provd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
-                f"state_dir = {tmp}/provd\nas_jwks = {tmp}/as.jwks\nissuer = {ISSUER}\n"
-                f"admin_tokens = {tmp}/tokens\nworkers = 2\n")
-    provd, purl = start([PROVD, "--config", pcfg], "provd: listening")
-    secret = os.urandom(32)
-    with open(os.path.join(tmp, "disk.pass"), "wb") as f:
-        f.write(secret)
-    admin_args = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token")]
-    r = subprocess.run([NITRIDE, "secret", "put", "root-disk", "--type", "opaque",
-                        "--value-file", os.path.join(tmp, "disk.pass")] + admin_args,
-                       capture_output=True, text=True, timeout=60)
-    check(r.returncode == 0, "secret put: " + r.stderr.strip())
-    rp = os.path.join(tmp, "release.json")
-    with open(rp, "w") as f:
-        json.dump({"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}, f)
-    r = subprocess.run([NITRIDE, "policy", "set", "root-disk", rp] + admin_args,
-                       capture_output=True, text=True, timeout=60)
-    check(r.returncode == 0, "policy set: " + r.stderr.strip())
-    return attestd, aurl, provd, purl, secret
 
 
 def fresh_nonce():
@@ -205,7 +146,8 @@ def main():
         roots = os.path.join(tmp, "roots")
         subprocess.run([SNPSIMD, "--state-dir", state, "--export-roots", roots], check=True,
                        capture_output=True, timeout=120)
-        attestd, aurl, provd, purl, secret = setup_services(tmp, roots, measurement)
+        attestd, aurl, provd, purl, secret = services.start_caseb(
+            ATTESTD, PROVD, NITRIDE, tmp, roots, measurement, ISSUER)
         procs += [attestd, provd]
 
         # The vHSM's transfer key: only its public half leaves.

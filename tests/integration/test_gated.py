@@ -31,7 +31,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simtest import Snpsimd, closed_port, pack, recv_frame, stop, tlvs  # noqa: E402
+import services  # noqa: E402
+from simtest import Snpsimd, pack, recv_frame, stop, tlvs  # noqa: E402
 
 try:
     from jwcrypto import jwk, jwt
@@ -51,46 +52,6 @@ def check(cond, msg):
     print(("ok " if cond else "FAIL: ") + msg)
     if not cond:
         failures.append(msg)
-
-
-def start(argv, prefix):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = p.stdout.readline()
-    if not line.startswith(prefix):
-        p.kill()
-        raise RuntimeError(f"{argv[0]} did not start: {line!r}")
-    return p, line.split()[2]
-
-
-def start_attestd(tmp, roots, measurement):
-    policy = {"measurements": [measurement], "vmpls": [0], "signing_keys": ["vcek"],
-              "products": ["genoa"], "guest_policy": {"allow_debug": False}}
-    pol = os.path.join(tmp, "attest-policy.json")
-    with open(pol, "w") as f:
-        json.dump(policy, f)
-    acfg = os.path.join(tmp, "attestd.ini")
-    with open(acfg, "w") as f:
-        f.write(f"[attestd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
-                f"state_dir = {tmp}/attestd\npolicy = {pol}\nextra_roots_dir = {roots}\n"
-                f"kds_url = http://127.0.0.1:{closed_port()}\nkds_retries = 1\nkds_timeout = 5\n"
-                f"issuer = {ISSUER}\nworkers = 2\n")
-    attestd, aurl = start([ATTESTD, "--config", acfg], "attestd: listening")
-    jwks = json.loads(urllib.request.urlopen(aurl + "/v1/jwks", timeout=10).read())
-    return attestd, aurl, jwks
-
-
-def start_provd(tmp):
-    """provd is not asked for anything by an attest hand-off; nitrided wants its URL."""
-    with open(os.path.join(tmp, "tokens"), "w") as f:
-        h = subprocess.run([PROVD, "--hash-token"], input="x" * 32, capture_output=True,
-                           text=True, check=True, timeout=30).stdout.strip()
-        f.write(f"admin {h} test\n")
-    pcfg = os.path.join(tmp, "provd.ini")
-    with open(pcfg, "w") as f:
-        f.write(f"[provd]\nlisten = 127.0.0.1:0\nplain_http = yes\n"
-                f"state_dir = {tmp}/provd\nas_jwks = {tmp}/as.jwks\nissuer = {ISSUER}\n"
-                f"admin_tokens = {tmp}/tokens\nworkers = 2\n")
-    return start([PROVD, "--config", pcfg], "provd: listening")
 
 
 def attestations(aurl):
@@ -167,16 +128,6 @@ class Proxy:
             c.close()
 
 
-def wait_path(p, proc, what):
-    for _ in range(200):
-        if os.path.exists(p):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited")
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not create {p}")
-
-
 def start_vhsmd(tmp, nsock, jwks_path, log):
     sock = os.path.join(tmp, "vhsmd.sock")
     pol = os.path.join(tmp, "vhsm-policy.json")
@@ -190,7 +141,7 @@ def start_vhsmd(tmp, nsock, jwks_path, log):
                 f"[caseb]\nnitrided_socket = {nsock}\nhold_timeout_ms = 20000\n"
                 f"as_jwks = {jwks_path}\nas_issuer = {ISSUER}\n")
     p = subprocess.Popen([VHSMD, "--config", cfg], stdout=subprocess.DEVNULL, stderr=log)
-    wait_path(sock, p, "vhsmd")
+    services.wait_path(sock, p, "vhsmd")
     return p, sock
 
 
@@ -200,7 +151,7 @@ def start_nitrided(tmp, tag, vm, aurl, purl, cfg):
                           str(os.getuid()), "--attestd", aurl, "--provd", purl,
                           "--snp", "sim:" + vm.socket],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_path(sock, p, "nitrided")
+    services.wait_path(sock, p, "nitrided")
     return p, sock
 
 
@@ -263,11 +214,10 @@ def main():
         roots = os.path.join(tmp, "roots")
         subprocess.run([SNPSIMD, "--state-dir", state, "--export-roots", roots], check=True,
                        capture_output=True, timeout=120)
-        attestd, aurl, jwks = start_attestd(tmp, roots, measurement)
-        procs.append(attestd)
-        with open(os.path.join(tmp, "as.jwks"), "w") as f:
-            json.dump(jwks, f)
-        provd, purl = start_provd(tmp)
+        attestd, aurl, jwks = services.start_attestd(ATTESTD, tmp, roots, measurement, ISSUER)
+        procs.append(attestd)  # it wrote its JWKS to tmp/as.jwks, which provd reads
+        # provd is not asked for anything by an attest hand-off; nitrided wants its URL.
+        provd, purl, _ = services.start_provd(PROVD, tmp, ISSUER)
         procs.append(provd)
         # vhsmd trusts attestd's keys and one the test holds (to make tokens
         # that only differ from a good one by the claim under test).

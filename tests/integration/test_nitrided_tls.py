@@ -30,6 +30,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import services  # noqa: E402
 from simtest import Snpsimd, recv_frame, stop, tlvs  # noqa: E402
 
 try:
@@ -80,26 +81,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def start(argv, prefix):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = p.stdout.readline()
-    if not line.startswith(prefix):
-        p.kill()
-        p.wait()
-        raise RuntimeError(f"{argv[0]} did not start: {line!r}")
-    return p, line.split()[2]
-
-
-def wait_path(path, proc):
-    for _ in range(200):
-        if os.path.exists(path):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"nitrided exited ({proc.returncode})")
-        time.sleep(0.05)
-    raise RuntimeError(f"nitrided did not create {path}")
 
 
 def ask(sock, name, tee_pub, rid):
@@ -157,45 +138,19 @@ def main():
         _, wrong_crt, wrong_key = make_ca(tmp, "wrongname", "IP:127.0.0.2",
                                           signer=(ca, os.path.join(tmp, "good", "ca.key")))
 
-        pol = os.path.join(tmp, "attest-policy.json")
-        with open(pol, "w") as f:
-            json.dump({"measurements": [measurement], "vmpls": [0], "signing_keys": ["vcek"],
-                       "products": ["genoa"], "guest_policy": {"allow_debug": False}}, f)
-        acfg = os.path.join(tmp, "attestd.ini")
-        with open(acfg, "w") as f:
-            f.write(f"[attestd]\nlisten = 127.0.0.1:0\ntls_cert = {crt}\ntls_key = {key}\n"
-                    f"state_dir = {tmp}/attestd\npolicy = {pol}\nextra_roots_dir = {roots}\n"
-                    f"kds_offline = yes\nissuer = {ISSUER}\nworkers = 2\n")
-        procs["attestd"], aurl = start([ATTESTD, "--config", acfg], "attestd: listening")
-        ctx = ssl.create_default_context(cafile=ca)
-        with open(os.path.join(tmp, "as.jwks"), "wb") as f:
-            f.write(urllib.request.urlopen(aurl + "/v1/jwks", timeout=10, context=ctx).read())
-        admin = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
-        h = subprocess.run([PROVD, "--hash-token"], input=admin, capture_output=True, text=True,
-                           check=True, timeout=30).stdout.strip()
-        with open(os.path.join(tmp, "tokens"), "w") as f:
-            f.write(f"admin {h} test\n")
-        with open(os.path.join(tmp, "admin.token"), "w") as f:
-            f.write(admin + "\n")
-        pport = free_port()
+        tls = (ca, crt, key)
+        procs["attestd"], aurl, _ = services.start_attestd(ATTESTD, tmp, roots, measurement,
+                                                           ISSUER, tls)
+        pport = free_port()  # fixed: provd is restarted below at the same URL
+        procs["provd"], purl, adm = services.start_provd(PROVD, tmp, ISSUER, tls, port=pport)
         pcfg = os.path.join(tmp, "provd.ini")
-        with open(pcfg, "w") as f:
-            f.write(f"[provd]\nlisten = 127.0.0.1:{pport}\ntls_cert = {crt}\ntls_key = {key}\n"
-                    f"state_dir = {tmp}/provd\nas_jwks = {tmp}/as.jwks\nissuer = {ISSUER}\n"
-                    f"admin_tokens = {tmp}/tokens\nworkers = 2\n")
-        procs["provd"], purl = start([PROVD, "--config", pcfg], "provd: listening")
         secret = os.urandom(32)
         vfile = os.path.join(tmp, "value")
         with open(vfile, "wb") as f:
             f.write(secret)
-        release = os.path.join(tmp, "release.json")
-        with open(release, "w") as f:
-            json.dump({"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}, f)
-        adm = ["--url", purl, "--token-file", os.path.join(tmp, "admin.token"), "--cacert", ca]
-        for argv in ([NITRIDE, "secret", "put", "tls-secret", "--type", "opaque", "--value-file", vfile],
-                     [NITRIDE, "policy", "set", "tls-secret", release]):
-            r = subprocess.run(argv + adm, capture_output=True, text=True, timeout=60)
-            check(r.returncode == 0, f"{' '.join(argv[1:3])}: {r.stderr.strip()}")
+        why = services.put_secret(NITRIDE, adm, tmp, "tls-secret", "opaque", vfile,
+                                  services.release_policy(measurement))
+        check(why is None, f"tls-secret put with its release policy: {why}")
 
         with Snpsimd(SNPSIMD, boot, state_dir=state) as vm:
             def nitrided(tag, bundle, provd_url=purl):
@@ -211,7 +166,7 @@ def main():
                                           "--provd", provd_url, "--snp", "sim:" + vm.socket],
                                          stdout=subprocess.DEVNULL, stderr=lf)
                 procs[f"nitrided-{tag}"] = p
-                wait_path(sock, p)
+                services.wait_path(sock, p, "nitrided")
                 return sock, log
 
             sock, log = nitrided("good", ca)
@@ -247,7 +202,8 @@ def main():
 
             # provd restarts on the same port: the kept connection is dead.
             stop(procs.pop("provd"))
-            procs["provd"], purl2 = start([PROVD, "--config", pcfg], "provd: listening")
+            procs["provd"], purl2 = services.start_daemon([PROVD, "--config", pcfg],
+                                                          "provd: listening")
             check(purl2 == purl, f"provd back on {purl}")
             st, msg, _ = ask(sock, "tls-secret", jwk.JWK.generate(kty="EC", crv="P-256").export_public(), 3)
             req, new = new_connections(log, "tls-secret")
@@ -268,7 +224,8 @@ def main():
                 f.write(f"[provd]\nlisten = 127.0.0.1:0\ntls_cert = {wrong_crt}\ntls_key = {wrong_key}\n"
                         f"state_dir = {tmp}/provd-wrong\nas_jwks = {tmp}/as.jwks\nissuer = {ISSUER}\n"
                         f"admin_tokens = {tmp}/tokens\nworkers = 1\n")
-            procs["provd-wrong"], wurl = start([PROVD, "--config", wcfg], "provd: listening")
+            procs["provd-wrong"], wurl = services.start_daemon([PROVD, "--config", wcfg],
+                                                               "provd: listening")
             sock3, log3 = nitrided("wrongname", ca, provd_url=wurl)
             st, msg, _ = ask(sock3, "tls-secret", jwk.JWK.generate(kty="EC", crv="P-256").export_public(), 5)
             check(st not in (0, None) and "provisioning service unreachable" in msg and

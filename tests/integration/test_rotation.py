@@ -21,6 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import services  # noqa: E402
 from simtest import Snpsimd  # noqa: E402
 
 try:
@@ -51,7 +52,7 @@ def start_vhsmd(tmp, nsock):
                 f"provision = rot-*\nrotate_interval = {INTERVAL}\n")
     log = open(os.path.join(tmp, "vhsmd.log"), "w")
     p = subprocess.Popen([VHSMD, "--config", cfg], stdout=subprocess.DEVNULL, stderr=log)
-    cb.wait_path(sock, p, "vhsmd")
+    services.wait_path(sock, p, "vhsmd")
     return p, sock
 
 
@@ -107,9 +108,10 @@ def main():
         roots = os.path.join(tmp, "roots")
         subprocess.run([SNPSIMD, "--state-dir", state, "--export-roots", roots], check=True,
                        capture_output=True, timeout=120)
-        attestd, aurl, provd, purl, _ = cb.setup_services(tmp, roots, measurement)
+        attestd, aurl, provd, purl, _ = services.start_caseb(
+            ATTESTD, PROVD, NITRIDE, tmp, roots, measurement, cb.ISSUER)
         procs += [attestd, provd]
-        good = {"all": [{"measurement": [measurement]}], "ear_status": ["affirming"]}
+        good = services.release_policy(measurement)
 
         pem1, pub1 = keypair(tmp, "v1")
         pem2, pub2 = keypair(tmp, "v2")
