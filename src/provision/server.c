@@ -3,19 +3,14 @@
  */
 #include "provision/server.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +29,7 @@
 
 #include "common/fileio.h"
 #include "common/httpreply.h"
+#include "common/listen.h"
 #include "common/timefmt.h"
 #include "provision/policy.h"
 #include "provision/secret.h"
@@ -918,55 +914,6 @@ worker_main(void *arg)
 }
 
 static int
-make_listener(const provd_config *cfg, int *fd_out, char *bound, size_t boundlen, char *err,
-	      size_t errlen)
-{
-	struct addrinfo hints = { 0 }, *ai = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char port[8], host[INET6_ADDRSTRLEN];
-	const char *scheme = cfg->plain_http ? "http" : "https";
-	int fd = -1, one = 1, gr;
-
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	(void)snprintf(port, sizeof(port), "%u", cfg->listen_port);
-	if ((gr = getaddrinfo(cfg->listen_host, port, &hints, &ai)) != 0) {
-		(void)snprintf(err, errlen, "listen %s: %s", cfg->listen_host, gai_strerror(gr));
-		return -1;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	/* TCP_NODELAY is inherited by every accepted connection (Linux).  Over TLS an
-	 * answer leaves as several records (headers, body); with Nagle the second
-	 * waits for the client's delayed ACK, 40 ms per request. */
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 512) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-		(void)snprintf(err, errlen, "listen %s:%u: %s", cfg->listen_host, cfg->listen_port,
-			       strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-
-		(void)inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
-		(void)snprintf(bound, boundlen, "%s://[%s]:%u", scheme, host, ntohs(a6->sin6_port));
-	} else {
-		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-
-		(void)inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host));
-		(void)snprintf(bound, boundlen, "%s://%s:%u", scheme, host, ntohs(a4->sin_port));
-	}
-	*fd_out = fd;
-	return 0;
-}
-
-static int
 make_tls(provd_server *s, char *err, size_t errlen)
 {
 	const provd_config *c = s->svc.cfg;
@@ -1031,7 +978,8 @@ provd_server_start(const provd_services *svc, provd_server **out, char *bound, s
 	(void)pthread_rwlock_init(&s->keys_lock, NULL);
 	if (!svc->cfg->plain_http && make_tls(s, err, errlen) != 0)
 		goto fail;
-	if (make_listener(svc->cfg, &s->fd, bound, boundlen, err, errlen) != 0)
+	if (listen_tcp(svc->cfg->listen_host, svc->cfg->listen_port, !svc->cfg->plain_http,
+		       &s->fd, bound, boundlen, err, errlen) != 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		struct worker *w = &s->workers[i];
