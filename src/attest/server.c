@@ -22,7 +22,6 @@
 #include <event2/thread.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
@@ -30,6 +29,7 @@
 #include "common/hex.h"
 #include "common/httpreply.h"
 #include "common/listen.h"
+#include "common/tlsserver.h"
 #include "common/jcs.h"
 #include "common/timefmt.h"
 #include "common/workq.h"
@@ -967,26 +967,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static int
-make_tls(attestd_server *s, char *err, size_t errlen)
-{
-	const attestd_config *c = s->svc.cfg;
-	unsigned long e;
-
-	if ((s->ssl = SSL_CTX_new(TLS_server_method())) == NULL ||
-	    SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(s->ssl, c->tls_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(s->ssl, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(s->ssl) != 1) {
-		e = ERR_get_error();
-		(void)snprintf(err, errlen, "TLS (tls_cert %s, tls_key %s): %s", c->tls_cert,
-			       c->tls_key, e ? ERR_reason_error_string(e) : "failed");
-		return -1;
-	}
-	(void)SSL_CTX_set_options(s->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	return 0;
-}
-
 int
 attestd_server_start(const attestd_services *svc, attestd_server **out, char *bound,
 		     size_t boundlen, char *err, size_t errlen)
@@ -1015,7 +995,8 @@ attestd_server_start(const attestd_services *svc, attestd_server **out, char *bo
 	s->fd = -1;
 	(void)pthread_mutex_init(&s->audit_lock, NULL);
 	(void)pthread_mutex_init(&s->q_lock, NULL);
-	if (!svc->cfg->plain_http && make_tls(s, err, errlen) != 0)
+	if (!svc->cfg->plain_http &&
+	    tls_server_ctx(svc->cfg->tls_cert, svc->cfg->tls_key, &s->ssl, err, errlen) != 0)
 		goto fail;
 	if (listen_tcp(svc->cfg->listen_host, svc->cfg->listen_port, !svc->cfg->plain_http,
 		       &s->fd, bound, boundlen, err, errlen) != 0)

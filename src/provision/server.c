@@ -23,13 +23,13 @@
 #include <event2/thread.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "common/fileio.h"
 #include "common/httpreply.h"
 #include "common/listen.h"
+#include "common/tlsserver.h"
 #include "common/timefmt.h"
 #include "provision/policy.h"
 #include "provision/secret.h"
@@ -917,19 +917,9 @@ static int
 make_tls(provd_server *s, char *err, size_t errlen)
 {
 	const provd_config *c = s->svc.cfg;
-	unsigned long e;
 
-	if ((s->ssl = SSL_CTX_new(TLS_server_method())) == NULL ||
-	    SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(s->ssl, c->tls_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(s->ssl, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(s->ssl) != 1) {
-		e = ERR_get_error();
-		(void)snprintf(err, errlen, "TLS (tls_cert %s, tls_key %s): %s", c->tls_cert,
-			       c->tls_key, e ? ERR_reason_error_string(e) : "failed");
+	if (tls_server_ctx(c->tls_cert, c->tls_key, &s->ssl, err, errlen) != 0)
 		return -1;
-	}
-	(void)SSL_CTX_set_options(s->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	if (c->admin_client_ca[0] != '\0') {
 		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->admin_client_ca);
 
