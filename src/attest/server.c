@@ -311,15 +311,17 @@ challenge_count(attestd_server *s, struct evhttp_request *req)
 {
 	json_t *body, *c;
 	json_int_t n;
+	bool given;
 
 	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) == 0)
 		return 1;
 	if ((body = read_json(s, req)) == NULL)
 		return 0;
 	c = json_object_get(body, "count");
+	given = c != NULL;
 	n = json_is_integer(c) ? json_integer_value(c) : 0;
 	json_decref(body);
-	if (c == NULL)
+	if (!given)
 		return 1;
 	if (n < 1 || n > CHALLENGE_BATCH_MAX) {
 		problem(req, 400, "malformed", "Malformed request",
