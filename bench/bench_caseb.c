@@ -614,14 +614,15 @@ main(int argc, char **argv)
 		       r8.flows_per_s, r8.p50 * 1e3, r8.p99 * 1e3, fl8 * 1e3, r8.p50 / fl8,
 		       r8.flows_per_s * fl8 / 2);
 		if (nlog != NULL)
-			for (i = 0; i < 2; i++) {
-				const double *sp = i == 0 ? steps1 : steps4;
+			for (i = 0; i < 3; i++) {
+				static const char *const label[3] = { "1 client ", "4 clients", "8 clients" };
+				const double *sp = i == 0 ? steps1 : i == 1 ? steps4 : steps8;
+				const struct result *rr = i == 0 ? &r1 : i == 1 ? &r4 : &r8;
 
 				printf("hops   %s, nitrided's medians: challenge %.2f ms, report %.2f ms, attest "
 				       "%.2f ms, release %.2f ms; the rest of the p50 (vhsmd, client) %.2f ms\n",
-				       i == 0 ? "1 client " : "4 clients", sp[0] / 1e3, sp[1] / 1e3, sp[2] / 1e3,
-				       sp[3] / 1e3,
-				       ((i == 0 ? r1.p50 : r4.p50) * 1e6 - sp[0] - sp[1] - sp[2] - sp[3]) / 1e3);
+				       label[i], sp[0] / 1e3, sp[1] / 1e3, sp[2] / 1e3, sp[3] / 1e3,
+				       (rr->p50 * 1e6 - sp[0] - sp[1] - sp[2] - sp[3]) / 1e3);
 			}
 		printf("caseb  %zu flows each; every signature verified with the provisioned key\n", flows);
 	}

@@ -38,7 +38,6 @@
 #define MAX_HEADERS 16384
 #define PROBLEM_BASE "https://nitride.dev/problems/"
 #define CHALLENGE_BATCH_MAX 16 /* nonces one challenge may ask for (api-attestd.md) */
-#define CHALLENGE_BATCH_MAX_TEXT "16"
 
 /*
  * Threads.  One event loop per core; each accepts connections in turn (the
@@ -312,6 +311,7 @@ challenge_count(attestd_server *s, struct evhttp_request *req)
 	json_t *body, *c;
 	json_int_t n;
 	bool given;
+	char d[64];
 
 	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) == 0)
 		return 1;
@@ -324,9 +324,9 @@ challenge_count(attestd_server *s, struct evhttp_request *req)
 	if (!given)
 		return 1;
 	if (n < 1 || n > CHALLENGE_BATCH_MAX) {
-		problem(req, 400, "malformed", "Malformed request",
-			"\"count\" must be an integer from 1 to " CHALLENGE_BATCH_MAX_TEXT, "count",
-			NULL, NULL, NULL);
+		(void)snprintf(d, sizeof(d), "\"count\" must be an integer from 1 to %d",
+			       CHALLENGE_BATCH_MAX);
+		problem(req, 400, "malformed", "Malformed request", d, "count", NULL, NULL, NULL);
 		return 0;
 	}
 	return (unsigned)n;

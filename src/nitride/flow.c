@@ -222,7 +222,7 @@ challenge(const struct flow_config *cfg, unsigned want, char out[][NONCE_B64URL_
 	  size_t *got, unsigned long *ttl_s, struct flow_stats *st, char *err, size_t errlen)
 {
 	struct http_response resp = { 0 };
-	char url[2048], body[32], why[FLOW_ERR_MAX], herr[HTTP_ERR_MAX] = "";
+	char url[2048], body[32] = "{}", why[FLOW_ERR_MAX], herr[HTTP_ERR_MAX] = "";
 	json_t *doc = NULL, *list, *v;
 	json_int_t ttl;
 	enum flow_step ret = FLOW_OK;
@@ -232,9 +232,7 @@ challenge(const struct flow_config *cfg, unsigned want, char out[][NONCE_B64URL_
 	if (want < 1 || want > CHALLENGE_BATCH_MAX)
 		return fail(FLOW_CHALLENGE, err, errlen, "internal error: %u nonces asked for", want);
 	(void)snprintf(url, sizeof(url), "%s/v1/challenge", cfg->attestd_url);
-	if (want == 1)
-		(void)snprintf(body, sizeof(body), "{}");
-	else
+	if (want > 1)
 		(void)snprintf(body, sizeof(body), "{\"count\":%u}", want);
 	if (request(cfg, url, NULL, body, &resp, st, herr, sizeof(herr)) != 0) {
 		ret = fail(FLOW_CHALLENGE, err, errlen, "attestation service unreachable: %s", herr);
@@ -384,7 +382,6 @@ reserve_main(void *arg)
 			memcpy(r->e[r->n].nonce, got[i], sizeof(r->e[r->n].nonce));
 			r->e[r->n].until_us = until_us;
 		}
-		OPENSSL_cleanse(got, sizeof(got));
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -428,7 +425,6 @@ nonce_reserve_flush(struct nonce_reserve *r)
 	if (r == NULL)
 		return;
 	pthread_mutex_lock(&r->lock);
-	OPENSSL_cleanse(r->e, sizeof(r->e));
 	r->n = 0;
 	pthread_mutex_unlock(&r->lock);
 }

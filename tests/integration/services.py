@@ -109,8 +109,8 @@ def start_provd(exe, tmp, issuer, tls=None, stderr=subprocess.DEVNULL, port=0):
     """provd trusting tmp/as.jwks (start_attestd writes it) for `issuer`, with
     one admin bearer token (its hash in tmp/tokens, the token in
     tmp/admin.token), on `port` (0: any; a fixed one lets a test restart it
-    from tmp/provd.ini at the same URL).  Returns (process, URL, the nitride CLI's arguments to
-    administer it)."""
+    from tmp/provd.ini at the same URL).  Returns (process, URL, the nitride
+    CLI's arguments to administer it)."""
     admin = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
     h = subprocess.run([exe, "--hash-token"], input=admin, capture_output=True, text=True,
                        check=True, timeout=30).stdout.strip()

@@ -191,41 +191,35 @@ def main():
             check(r.returncode == 2 and "public" in r.stderr, "private transfer key refused")
             # A nonce that is not base64url is refused at the challenge: no
             # report is asked for it and no attest request is built with it.
-            bad = http.server.HTTPServer(("127.0.0.1", 0), BadNonceAS)
-            threading.Thread(target=bad.serve_forever, daemon=True).start()
-            r = provision(vm, pub, out2, f"http://127.0.0.1:{bad.server_address[1]}", purl,
-                          ["--config", cfg])
-            bad.shutdown()
+            def against(fake):
+                """nitrided --once with `fake` as its attestation service."""
+                srv = http.server.HTTPServer(("127.0.0.1", 0), fake)
+                threading.Thread(target=srv.serve_forever, daemon=True).start()
+                try:
+                    return provision(vm, pub, out2, f"http://127.0.0.1:{srv.server_address[1]}",
+                                     purl, ["--config", cfg])
+                finally:
+                    srv.shutdown()
+
+            r = against(BadNonceAS)
             check(r.returncode == 1 and "no challenge" in r.stderr and not os.path.exists(out2)
                   and BadNonceAS.paths == ["/v1/challenge"],
                   f"nonce outside base64url refused: {r.stderr.strip()} {BadNonceAS.paths}")
             # More nonces than asked for: refused at the challenge.
-            lst = http.server.HTTPServer(("127.0.0.1", 0), ListAS)
-            threading.Thread(target=lst.serve_forever, daemon=True).start()
-            r = provision(vm, pub, out2, f"http://127.0.0.1:{lst.server_address[1]}", purl,
-                          ["--config", cfg])
-            lst.shutdown()
+            r = against(ListAS)
             check(r.returncode == 1 and "no challenge" in r.stderr and "nonces" in r.stderr
                   and not os.path.exists(out2) and ListAS.paths == ["/v1/challenge"],
                   f"a challenge with more nonces than asked for refused: {r.stderr.strip()}")
             # attestd spends the nonce on every answer: a 503 to an attest is
             # not repeated with the same body, the flow runs again from a new
             # challenge (attempts = 2), and the last reason is reported.
-            busy = http.server.HTTPServer(("127.0.0.1", 0), BusyAS)
-            threading.Thread(target=busy.serve_forever, daemon=True).start()
-            r = provision(vm, pub, out2, f"http://127.0.0.1:{busy.server_address[1]}", purl,
-                          ["--config", cfg])
-            busy.shutdown()
             want = ["/v1/challenge", "/v1/attest"] * 2
+            r = against(BusyAS)
             check(r.returncode == 1 and "busy-for-the-test" in r.stderr
                   and not os.path.exists(out2) and BusyAS.paths == want,
                   f"attest 503: a new challenge per attempt: {r.stderr.strip()} {BusyAS.paths}")
             # The same after a transport failure: no answer at all to the attest.
-            hang = http.server.HTTPServer(("127.0.0.1", 0), HangUpAS)
-            threading.Thread(target=hang.serve_forever, daemon=True).start()
-            r = provision(vm, pub, out2, f"http://127.0.0.1:{hang.server_address[1]}", purl,
-                          ["--config", cfg])
-            hang.shutdown()
+            r = against(HangUpAS)
             check(r.returncode == 1 and "unreachable" in r.stderr
                   and not os.path.exists(out2) and HangUpAS.paths == want,
                   f"attest hung up: a new challenge per attempt: {r.stderr.strip()} "

@@ -41,20 +41,6 @@
 /* ------------------------------------------------------------------ helpers */
 
 static char *
-tmpdir(const char *tag)
-{
-	const char *base = getenv("NITRIDE_TEST_TMP");
-	char *d = NULL;
-
-	if (base == NULL || *base == '\0')
-		base = "/tmp";
-	(void)mkdir(base, 0700);
-	assert_true(asprintf(&d, "%s/attestd-%s-XXXXXX", base, tag) > 0);
-	assert_non_null(mkdtemp(d));
-	return d;
-}
-
-static char *
 canon_of(const char *json)
 {
 	json_error_t je;
@@ -494,7 +480,7 @@ fixture_setup(void **state)
 	assert_int_equal(testca_issue_leaf(&o, &fx->vlek_der, &fx->vlek_len, &fx->vlek_key), 0);
 	testca_leaf_defaults(&o, fx->other, SNP_ROLE_VCEK);
 	assert_int_equal(testca_issue_leaf(&o, &fx->milan_der, &fx->milan_len, &fx->milan_key), 0);
-	fx->roots = tmpdir("roots");
+	fx->roots = ts_scratch_dir("attestd-roots");
 	write_pem(fx->roots, "ark_genoa.pem", fx->ca->ark);
 	write_pem(fx->roots, "ask_genoa.pem", fx->ca->ask);
 	write_pem(fx->roots, "asvk_genoa.pem", fx->ca->asvk);
@@ -900,7 +886,7 @@ test_vcek_by_chip(void **state)
 	struct fixture *fx = *state;
 	collateral_opts co = { 0 };
 	collateral *coll = NULL;
-	char err[512], hw[2 * SNP_CHIP_ID_LEN + 1], path[1400], *cache = tmpdir("cache");
+	char err[512], hw[2 * SNP_CHIP_ID_LEN + 1], path[1400], *cache = ts_scratch_dir("attestd-cache");
 	uint8_t rep[SNP_REPORT_SIZE], other_chip[SNP_CHIP_ID_LEN], *tab;
 	size_t tlen;
 	unsigned long fetches, failures, hits;
@@ -1115,7 +1101,7 @@ static void
 test_token(void **state)
 {
 	struct fixture *fx = *state;
-	char *dir = tmpdir("state"), path[1024], *jwt = NULL, jti[TOKEN_JTI_LEN + 1];
+	char *dir = ts_scratch_dir("attestd-state"), path[1024], *jwt = NULL, jti[TOKEN_JTI_LEN + 1];
 	char err[512], kid1[64];
 	token_signer *s = NULL;
 	json_t *jwks, *k0, *tee, *claims, *cpu0;
@@ -1302,7 +1288,7 @@ test_token(void **state)
 static void
 expect_config_error(const char *text, const char *needle)
 {
-	char *dir = tmpdir("cfg"), path[1024], err[ATTESTD_CONFIG_ERR_MAX];
+	char *dir = ts_scratch_dir("attestd-cfg"), path[1024], err[ATTESTD_CONFIG_ERR_MAX];
 	attestd_config c;
 	FILE *f;
 

@@ -19,10 +19,11 @@
 #include <openssl/x509.h>
 
 #include "common/tlsserver.h"
+#include "testsupport.h"
 
 struct files {
-	char dir[96];
-	char cert_a[160], key_a[160], cert_b[160], key_b[160];
+	char *dir;
+	char cert_a[256], key_a[256], cert_b[256], key_b[256];
 };
 
 /* A self-signed P-256 certificate and its key, as PEM files. */
@@ -59,16 +60,12 @@ static int
 setup(void **state)
 {
 	struct files *t = calloc(1, sizeof(*t));
-	const char *base = getenv("NITRIDE_TEST_TMP");
-	int n;
 
 	if (t == NULL)
 		return -1;
-	n = snprintf(t->dir, sizeof(t->dir), "%s/tlsserver-XXXXXX", base ? base : "/tmp");
-	if (n < 0 || (size_t)n >= sizeof(t->dir) || mkdtemp(t->dir) == NULL) {
-		free(t);
-		return -1;
-	}
+	t->dir = ts_scratch_dir("tlsserver");
+	if (strlen(t->dir) > sizeof(t->cert_a) - 8)
+		fail_msg("%s: too long a scratch path for this test", t->dir);
 	(void)snprintf(t->cert_a, sizeof(t->cert_a), "%s/a.crt", t->dir);
 	(void)snprintf(t->key_a, sizeof(t->key_a), "%s/a.key", t->dir);
 	(void)snprintf(t->cert_b, sizeof(t->cert_b), "%s/b.crt", t->dir);
@@ -89,6 +86,7 @@ teardown(void **state)
 	(void)unlink(t->cert_b);
 	(void)unlink(t->key_b);
 	(void)rmdir(t->dir);
+	free(t->dir);
 	free(t);
 	return 0;
 }
@@ -113,7 +111,7 @@ test_refusals_name_the_files(void **state)
 {
 	struct files *t = *state;
 	SSL_CTX *ctx = NULL;
-	char err[512] = "", want[400];
+	char err[600] = "", want[600];
 
 	/* The key of another certificate. */
 	assert_int_equal(tls_server_ctx(t->cert_a, t->key_b, &ctx, err, sizeof(err)), -1);

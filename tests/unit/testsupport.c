@@ -75,6 +75,20 @@ unix_accepts(const char *sock)
 	return ok;
 }
 
+char *
+ts_scratch_dir(const char *tag)
+{
+	const char *base = getenv("NITRIDE_TEST_TMP");
+	char *d = NULL;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	(void)mkdir(base, 0700);
+	if (asprintf(&d, "%s/%s-XXXXXX", base, tag) < 0 || mkdtemp(d) == NULL)
+		fail_msg("scratch directory %s/%s-…: cannot create it", base, tag);
+	return d;
+}
+
 pid_t
 ts_daemon_start(const char *exe, const char *config, const char *sock)
 {

@@ -17,6 +17,10 @@ uint8_t *ts_read_vector(const char *rel, size_t *len);
 uint8_t *ts_read_file(const char *path, size_t *len);
 /* Skip the whole test program (exit 77) with a message when the vectors are absent. */
 void ts_require_vectors(void);
+/* A new private directory <$NITRIDE_TEST_TMP or /tmp>/<tag>-<random>
+ * (mkdtemp); fails the test if it cannot.  Caller frees the path and
+ * removes what it put there. */
+char *ts_scratch_dir(const char *tag);
 /* Start `exe --config config` and wait (up to 10 s) until the Unix socket
  * `sock` accepts a connection; fails the test if it does not.  The pid. */
 pid_t ts_daemon_start(const char *exe, const char *config, const char *sock);
